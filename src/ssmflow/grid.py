@@ -1,0 +1,90 @@
+"""Config -> shards: the one pure function that expands a study's grids into jobs.
+
+Axes that change array shapes or code paths (a study's `SHARD_AXES`, e.g. state size,
+parameterization, depth) become one job each, a *shard*; every other axis is vmapped
+inside the job. A shard carries the whole JSON spec that its job needs, so the
+training command is reproducible by hand and Snakemake's params trigger reruns a
+shard exactly when its own part of the config changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STUDIES = ("dynamics",)
+
+
+def study_module(study: str):
+    """The study's light (JAX-free) package module: SHARD_AXES, RUN_DIMS, check_config."""
+    if study not in STUDIES:
+        raise ValueError(f"`study` (={study!r}) must be one of {STUDIES}.")
+    return importlib.import_module(f"ssmflow.studies.{study}")
+
+
+def study_checks(study: str) -> Callable[[dict], list[str]]:
+    """The study's own config checks (beyond the schema): a function returning messages."""
+    return study_module(study).check_config
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One training job: an experiment at one combination of the shard axes."""
+
+    study: str
+    experiment: str
+    name: str
+    fixed: dict[str, Any] = field(hash=False)
+    spec: dict[str, Any] = field(hash=False)
+
+
+def shard_name(fixed: dict[str, Any]) -> str:
+    """'N=4_param=tied_depth=1_conv=circular' (axis order as in SHARD_AXES)."""
+    return "_".join(f"{k}={v}" for k, v in fixed.items()) or "all"
+
+
+def expand(config: dict, study: str) -> dict[str, list[Shard]]:
+    """All shards of a validated config's study, by experiment (order as in config).
+
+    **Arguments:** `config` validated by `ssmflow.config.validate`; `study` name.
+    **Returns:** {experiment: [Shard, ...]}.
+    """
+    mod = study_module(study)
+    scfg = config[study]
+    common = {k: v for k, v in scfg.items() if k != "experiments"}
+    out: dict[str, list[Shard]] = {}
+    for exp, ecfg in scfg["experiments"].items():
+        axes = ecfg["axes"]
+        shard_axes = [a for a in mod.SHARD_AXES if a in axes]
+        settings = {k: v for k, v in ecfg.items() if k != "axes"}
+        shards = []
+        for combo in itertools.product(*(axes[a] for a in shard_axes)):
+            fixed = dict(zip(shard_axes, combo, strict=True))
+            run_axes = {a: ([fixed[a]] if a in fixed else list(axes[a])) for a in mod.RUN_DIMS if a in axes}
+            spec = {
+                "study": study,
+                "experiment": exp,
+                "shard": shard_name(fixed),
+                "axes": run_axes,
+                "settings": settings,
+                "common": common,
+            }
+            shards.append(Shard(study, exp, shard_name(fixed), fixed, spec))
+        out[exp] = shards
+    return out
+
+
+def shard_table(config: dict, study: str) -> list[dict[str, Any]]:
+    """Flat rows (experiment, shard, runs) for listing and for the workflow."""
+    rows = []
+    for exp, shards in expand(config, study).items():
+        for s in shards:
+            n_runs = 1
+            for values in s.spec["axes"].values():
+                n_runs *= len(values)
+            n_runs *= s.spec["common"].get("seeds", 1)
+            rows.append({"study": study, "experiment": exp, "shard": s.name, "runs": n_runs, **s.fixed})
+    return rows

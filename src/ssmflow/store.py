@@ -1,0 +1,139 @@
+"""Zarr/xarray I/O: atomic writes, provenance, chunking, gathering shards.
+
+One writer per store. Every store is written into a temporary sibling directory and
+renamed into place, so a killed job leaves either nothing or a complete store (stale
+temporaries of a dead job are removed by the next write of the same target).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import subprocess
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+import ssmflow
+
+MAX_CHUNK_BYTES = 16 * 2**20
+TMP_MARK = ".tmp-"
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """The git commit of the ssmflow source tree ('+dirty' if modified), or 'unknown'."""
+    cwd = cwd or Path(ssmflow.__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=cwd, capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(config_digest: str, precision: str, **extra: Any) -> dict[str, Any]:
+    """Attrs every store carries: versions, git commit, config digest, precision, time."""
+    import jax
+    import zarr
+
+    attrs = {
+        "ssmflow_version": ssmflow.__version__,
+        "git_commit": git_commit(),
+        "config_digest": config_digest,
+        "jax_version": jax.__version__,
+        "zarr_version": zarr.__version__,
+        "xarray_version": xr.__version__,
+        "precision": precision,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+    }
+    attrs.update({k: v for k, v in extra.items()})
+    return attrs
+
+
+def labels_as_object(ds: xr.Dataset) -> xr.Dataset:
+    """String coords as object dtype: zarr 3 writes them as variable-length strings."""
+    fix = {n: ds[n].astype(object) for n in ds.coords if ds[n].dtype.kind in "UTO"}
+    return ds.assign_coords(fix) if fix else ds
+
+
+def chunk_encoding(ds: xr.Dataset, whole: Sequence[str]) -> dict[str, dict]:
+    """Chunks: the dims in `whole` (e.g. step, state, seed) in one chunk, others 1.
+
+    Reading one run's trajectory then touches one small chunk, not the whole store.
+    Raises if a chunk would exceed MAX_CHUNK_BYTES.
+    """
+    enc = {}
+    for name, var in ds.variables.items():
+        if var.ndim == 0:
+            continue
+        chunks = tuple(var.sizes[d] if (d in whole or name in ds.dims) else 1 for d in var.dims)
+        nbytes = int(np.prod(chunks)) * (var.dtype.itemsize if var.dtype != object else 8)
+        if nbytes > MAX_CHUNK_BYTES:
+            raise ValueError(f"chunk of {name!r} would be {nbytes / 2**20:.1f} MiB > 16 MiB; put fewer dims in `whole` ({whole}).")
+        enc[name] = {"chunks": chunks}
+    return enc
+
+
+def _clean_stale(path: Path) -> None:
+    for stale in path.parent.glob(path.name + TMP_MARK + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] = ("step",)) -> Path:
+    """Write `ds` as a Zarr v3 store at `path`: into a temporary sibling, then rename.
+
+    An existing store at `path` is replaced only after the new one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(path)
+    tmp = path.with_name(path.name + TMP_MARK + uuid.uuid4().hex[:8])
+    ds = labels_as_object(ds)
+    for name in ds.variables:
+        ds[name].encoding = {}
+    try:
+        ds.to_zarr(tmp, mode="w", consolidated=False, encoding=chunk_encoding(ds, whole))
+        if path.exists():
+            old = path.with_name(path.name + TMP_MARK + "old" + uuid.uuid4().hex[:8])
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
+    """Open a store written by ssmflow (lazily, labels as strings)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return xr.open_zarr(path, consolidated=False, **kw)
+
+
+def gather(paths: Iterable[str | os.PathLike], pad_dims: Mapping[str, str] | None = None) -> xr.Dataset:
+    """Combine shard stores (each with length-1 coords on its shard dims) into one Dataset.
+
+    `pad_dims` maps a ragged dim (e.g. 'state') to nothing special: shards with fewer
+    entries are NaN-padded to the largest, with integer coords 0..n-1.
+    """
+    parts = [open_store(p).load() for p in paths]
+    for dim in pad_dims or {}:
+        size = max((p.sizes.get(dim, 0) for p in parts), default=0)
+        parts = [p.reindex({dim: np.arange(size)}) if dim in p.dims else p for p in parts]
+    attrs = dict(parts[0].attrs)
+    for key in ("created", "slurm_job_id", "shard", "steps_per_second", "wall_seconds"):
+        attrs.pop(key, None)
+    combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", data_vars="all", coords="different", join="outer", compat="no_conflicts")
+    combined.attrs.update(attrs)
+    combined.attrs["shards"] = [str(Path(p).name) for p in paths]
+    return combined

@@ -1,0 +1,1 @@
+"""Study-specific glue: one subpackage per study."""

@@ -1,0 +1,38 @@
+"""The `dynamics` study: learning dynamics of linear SSMs (Smekal et al. 2024).
+
+This module is light (no JAX import): it names the grid axes and checks a config's
+dynamics section beyond what the JSON schema can say.
+"""
+
+from __future__ import annotations
+
+#: axes that change shapes or code paths: one job (shard) per combination
+SHARD_AXES = ("N", "param", "depth", "conv")
+#: canonical run dims of the stores (spec section 5); seed is added by the job
+RUN_DIMS = ("N", "a", "spread", "rho", "conv", "p0", "balance", "param", "init_norm", "depth", "kappa", "a0")
+#: categorical run dims, stored as readable string labels
+CATEGORICAL = ("spread", "conv", "param", "init_norm")
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Messages for every cross-key problem in the `dynamics` section (empty if fine)."""
+    msgs = []
+    for name, exp in cfg["experiments"].items():
+        where = f"dynamics.experiments.{name}"
+        ax = exp["axes"]
+        t_min, t_max = exp["t_record"]
+        if not t_min < t_max:
+            msgs.append(f"config key {where}.t_record: got {exp['t_record']}; allowed: [t_min, t_max] with t_min < t_max.")
+        if max(ax["depth"]) > 1 and ax["N"] != [1]:
+            msgs.append(f"config key {where}.axes.N: got {ax['N']}; allowed: [1] when depth > 1 (stacked layers have one state each).")
+        if exp["kind"] == "trained_a" and (ax["N"] != [1] or ax["depth"] != [1]):
+            msgs.append(f"config key {where}.kind: got 'trained_a' with N={ax['N']}, depth={ax['depth']}; allowed: N = [1] and depth = [1].")
+        if exp["lr_mode"] == "kappa" and (exp["kind"] == "trained_a" or max(ax["depth"]) > 1):
+            msgs.append(f"config key {where}.lr_mode: got 'kappa'; allowed: 'fixed' for trained_a or depth > 1 (no closed-form rate).")
+        if exp["lr_mode"] == "fixed" and len(ax["kappa"]) != 1:
+            msgs.append(f"config key {where}.axes.kappa: got {ax['kappa']}; allowed: a single learning rate when lr_mode is 'fixed'.")
+        if "realizable" in ax["spread"] and ax["N"] != [1]:
+            msgs.append(f"config key {where}.axes.spread: got 'realizable' with N={ax['N']}; allowed: N = [1].")
+        if "causal" in ax["conv"] and max(ax["depth"]) > 1:
+            msgs.append(f"config key {where}.axes.conv: got 'causal' with depth > 1; allowed: 'circular' for stacks.")
+    return msgs

@@ -1,0 +1,209 @@
+"""One `dynamics` training job: a shard spec in, a labelled trajectory Dataset out.
+
+Host: the run table, poles, deterministic inits, population statistics, lam, t_end and
+the recording schedule. Device: each run's data (key from its own coordinates), its
+empirical statistics (6) and full-batch GD on the sequences through the shared engine
+(`ssmflow.train`), all runs of the shard vmapped in one compiled scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ssmflow import store, train
+from ssmflow.config import digest
+from ssmflow.studies.dynamics import CATEGORICAL
+from ssmflow.studies.dynamics import runs as rn
+from ssmflow.studies.dynamics import theory as th
+from ssmflow.studies.dynamics.data import teacher_dataset
+from ssmflow.studies.dynamics.model import LinearSSM, spectral_loss, time_loss
+from ssmflow.studies.dynamics.stats import empirical_stats
+
+log = logging.getLogger("ssmflow.dynamics")
+
+DATA_COORDS = ("rho", "conv", "seed")  # the data of a run depends on these only
+
+
+def nominal_times(spec: dict) -> np.ndarray:
+    """The experiment's shared nominal time grid t_nominal(step)."""
+    t_min, t_max = spec["settings"]["t_record"]
+    return train.log_spaced_times(t_min, t_max, spec["common"]["record_points"])
+
+
+def prepare(spec: dict) -> tuple[rn.RunTable, dict[str, np.ndarray]]:
+    """Host-side per-run quantities (all from population statistics)."""
+    table = rn.run_table(spec)
+    kind, lr_mode = spec["settings"]["kind"], spec["settings"]["lr_mode"]
+    teacher = spec["common"]["teacher"]
+    t_max = spec["settings"]["t_record"][1]
+    out = {k: [] for k in ("poles", "b0", "c0", "lam", "t_end", "rate", "p_star_pop")}
+    for i in range(table.n_runs):
+        run = table.run(i)
+        a = rn.poles(run, teacher["a_star"], kind)
+        sig, eta = _population(a, teacher, float(run["rho"]))
+        p_star = rn.model_optimum(run["param"], int(run["depth"]), sig, eta)
+        b0, c0 = rn.initial_params(run, p_star)
+        sch = rn.schedule(run, kind, lr_mode, sig, eta, t_max)
+        for k, v in zip(out, (a, b0, c0, sch.lam, sch.t_end, sch.rate, p_star), strict=True):
+            out[k].append(v)
+    return table, {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def _population(a: np.ndarray, teacher: dict, rho: float):
+    """Population (sigma_n, eta_nm) of a run's regressors: per state, or through a stack."""
+    if a.shape[0] == 1:
+        return th.population_sigma_eta(a[0], teacher["a_star"], teacher["g_star"], rho)
+    sigma, eta = th.population_stack_sigma_eta(a[:, 0], teacher["a_star"], teacher["g_star"], rho)
+    return np.array([sigma]), np.array([[eta]])
+
+
+def make_data(spec: dict, table: rn.RunTable):
+    """Per-run data and empirical statistics on the device (vmapped over runs)."""
+    study, common = spec["study"], spec["common"]
+    conv = table.coords["conv"][0]
+    keys = jnp.stack([train.run_key(study, {d: table.values[d][i] for d in DATA_COORDS}) for i in range(table.n_runs)])
+    rho = jnp.asarray(table.values["rho"], float)
+    teacher, data = common["teacher"], common["data"]
+
+    def one(key, r):
+        return teacher_dataset(
+            jax.random.wrap_key_data(key), n_seq=data["n_seq"], length=data["length"], rho=r,
+            a_star=teacher["a_star"], g_star=teacher["g_star"], noise_std=teacher["noise_std"], mode=conv,
+        )
+
+    u, y = jax.jit(jax.vmap(one))(keys, rho)
+    return keys, u, y
+
+
+def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
+    """Train every run of a shard and return its trajectory Dataset (spec section 5)."""
+    t0 = time.perf_counter()
+    table, host = prepare(spec)
+    kind = spec["settings"]["kind"]
+    conv, param, depth = table.coords["conv"][0], table.coords["param"][0], int(table.coords["depth"][0])
+    length = spec["common"]["data"]["length"]
+    keys, u, y = make_data(spec, table)
+    poles = jnp.asarray(host["poles"])
+    sigma_n, eta_nm, syy = jax.jit(jax.vmap(lambda u_, y_, a_: empirical_stats(u_, y_, a_, conv)))(u, y, poles)
+    sigma_n, eta_nm, syy = map(np.asarray, (sigma_n, eta_nm, syy))
+    p_star = np.array([rn.model_optimum(param, depth, s, e) for s, e in zip(sigma_n, eta_nm, strict=True)])
+
+    times = nominal_times(spec)
+    steps = train.record_steps(times, host["lam"], host["t_end"])
+    runs = dict(key=keys, lam=jnp.asarray(host["lam"]), poles=poles, b0=jnp.asarray(host["b0"]),
+                c0=jnp.asarray(host["c0"]), p_star=jnp.asarray(p_star))
+    if conv == "circular":
+        runs.update(uf=jnp.fft.rfft(u), yf=jnp.fft.rfft(y))
+    else:
+        runs.update(u=u, y=y)
+    del u, y
+    train_a = kind == "trained_a"
+    n_state = table.coords["N"][0]
+
+    def init_fn(run):
+        return LinearSSM(a=run["poles"], b=run["b0"], c=run["c0"], conv=conv, train_a=train_a)
+
+    def loss_fn(model, run, key):
+        del key  # full-batch GD: no randomness per step
+        if conv == "circular":
+            return spectral_loss(model, run["uf"], run["yf"], length)
+        return time_loss(model, run["u"], run["y"])
+
+    def observe_fn(model, run):
+        obs = dict(p=model.gain(), b=jnp.broadcast_to(model.b[0], (n_state,)), c=jnp.broadcast_to(model.c[0], (n_state,)))
+        if depth > 1:
+            obs.update(w_b=model.b[:, 0], w_c=model.c[:, 0])
+        if train_a:
+            obs.update(a=model.a[0])
+        return obs
+
+    def event_fn(model, run):
+        p = model.gain()
+        return dict(half=p >= 0.5 * run["p_star"], ninety=p >= 0.9 * run["p_star"])
+
+    res = train.train_ensemble(
+        init_fn, loss_fn, observe_fn, runs, steps, event_fn=event_fn,
+        chunk_steps=chunk_steps or spec["common"]["chunk_steps"], logger=log,
+    )
+    return to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, time.perf_counter() - t0)
+
+
+def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, wall) -> xr.Dataset:
+    """Reshape flat per-run results into the labelled store layout."""
+    dims, shape = table.dims, table.shape
+
+    def rs(a, *extra):
+        a = np.asarray(a)
+        return (dims + extra, a.reshape(shape + a.shape[1:]))
+
+    lam = host["lam"]
+    k = np.where(steps >= 0, steps, np.nan)
+    half, ninety = res.events["half"], res.events["ninety"]
+
+    def ev(x):
+        return np.where(x >= 0, x, np.nan)
+
+    data = {
+        "k": rs(k, "step"),
+        "t": rs(k * lam[:, None], "step"),
+        "loss": rs(res.records["loss"], "step"),
+        "p": rs(res.records["p"], "step"),
+        "b": rs(np.swapaxes(res.records["b"], 1, 2), "state", "step"),
+        "c": rs(np.swapaxes(res.records["c"], 1, 2), "state", "step"),
+        "lam": rs(lam),
+        "t_end": rs(host["t_end"]),
+        "sigma_n": rs(sigma_n, "state"),
+        "eta_nm": rs(eta_nm, "state", "state2"),
+        "sigma": rs(sigma_n.sum(axis=1)),
+        "eta": rs(eta_nm.sum(axis=(1, 2))),
+        "syy": rs(syy),
+        "p_star": rs(p_star),
+        "k_half": rs(ev(half)),
+        "k_90": rs(ev(ninety)),
+        "t_half": rs(ev(half) * lam),
+        "t_90": rs(ev(ninety) * lam),
+        "diverged_at": rs(res.diverged_at),
+        "diverged": rs(res.diverged_at >= 0),
+    }
+    for name in ("w_b", "w_c"):
+        if name in res.records:
+            data[name] = rs(np.swapaxes(res.records[name], 1, 2), "layer", "step")
+    if "a" in res.records:
+        data["a"] = rs(np.swapaxes(res.records["a"], 1, 2), "state", "step")
+    coords = {d: (np.array(v, dtype=object) if d in CATEGORICAL else np.array(v)) for d, v in table.coords.items()}
+    n_state = sigma_n.shape[1]
+    coords.update(step=np.arange(len(times)), state=np.arange(n_state), state2=np.arange(n_state), t_nominal=("step", times))
+    if "w_b" in data:
+        coords["layer"] = np.arange(int(table.coords["depth"][0]))
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs = store.provenance(
+        digest(spec), spec["common"]["precision"], study=spec["study"], experiment=spec["experiment"],
+        shard=spec["shard"], kind=spec["settings"]["kind"], lr_mode=spec["settings"]["lr_mode"],
+        steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(wall),
+        teacher=spec["common"]["teacher"], data=spec["common"]["data"],
+    )
+    return ds
+
+
+def model_step_fn(spec: dict):
+    """For benchmarks: (one jitted GD step on a single run, its initial model, run dict)."""
+    table, host = prepare(spec)
+    conv = table.coords["conv"][0]
+    length = spec["common"]["data"]["length"]
+    keys, u, y = make_data(spec, table)
+    run = dict(uf=jnp.fft.rfft(u[0]), yf=jnp.fft.rfft(y[0]), lam=jnp.asarray(host["lam"][0]))
+    model = LinearSSM(a=jnp.asarray(host["poles"][0]), b=jnp.asarray(host["b0"][0]), c=jnp.asarray(host["c0"][0]), conv=conv, train_a=False)
+
+    @eqx.filter_jit
+    def step(m):
+        loss, g = eqx.filter_value_and_grad(lambda mm: spectral_loss(mm, run["uf"], run["yf"], length))(m)
+        return jax.tree.map(lambda p, gp: p - run["lam"] * gp, m, g), loss
+
+    return step, model

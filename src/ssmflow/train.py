@@ -1,0 +1,302 @@
+"""The training engine shared by every study.
+
+One compiled program per shard: `jax.lax.scan` over the steps of a chunk, the whole
+ensemble of runs `eqx.filter_vmap`ed through it, and a thin Python loop over chunks
+that only logs progress. Each run carries its own PRNG key (derived from its
+coordinates by `run_key`), its own learning rate and its own recording schedule, so a
+run gives the same numbers whatever else is in its shard.
+
+A study supplies four pure functions:
+
+- `init_fn(run) -> params`: the trainable pytree of one run;
+- `loss_fn(params, run, key) -> scalar`: the training loss (key = fold_in(run key, step));
+- `observe_fn(params, run) -> dict[str, array]`: what to store at each recording point;
+- `event_fn(params, run) -> dict[str, bool]` (optional): thresholds whose first
+  crossing step is detected online (for example p >= p*/2).
+
+and `optimizer_fn(run) -> optax.GradientTransformation` (default: plain GD with
+`run["lam"]`). The engine records divergence (non-finite loss) as data
+(`diverged_at`), freezes the diverged run and lets its neighbours go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+log = logging.getLogger("ssmflow.train")
+
+NO_STEP = -1  # marks "never happened" in diverged_at / event steps
+
+
+def enable_compilation_cache(path: str | os.PathLike | None) -> None:
+    """Turn on JAX's persistent compilation cache under `path` (no-op for None)."""
+    if path is None:
+        return
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", os.fspath(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def set_precision(precision: str) -> None:
+    """Set JAX's default float width: `"float64"` or `"float32"`."""
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"`precision` (={precision!r}) must be 'float32' or 'float64'.")
+    jax.config.update("jax_enable_x64", precision == "float64")
+
+
+def run_seed(study: str, coords: Mapping[str, Any]) -> int:
+    """A 32-bit seed derived from a run's coordinates only (never its batch position).
+
+    Floats are written with `repr` so 1e-4 and 0.0001 give the same seed.
+    """
+    canon = {k: (repr(float(v)) if isinstance(v, float | np.floating) else str(v)) for k, v in coords.items()}
+    text = json.dumps({"study": study, "coords": canon}, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def run_key(study: str, coords: Mapping[str, Any]) -> jax.Array:
+    """The PRNG key of one run, from `run_seed`."""
+    return jax.random.key_data(jax.random.key(run_seed(study, coords)))
+
+
+def log_spaced_times(t_min: float, t_max: float, n_points: int) -> np.ndarray:
+    """The nominal recording grid: t = 0 plus `n_points` log-spaced times in [t_min, t_max]."""
+    if not 0 < t_min < t_max:
+        raise ValueError(f"recording times need 0 < t_min (={t_min}) < t_max (={t_max}).")
+    return np.concatenate([[0.0], np.geomspace(t_min, t_max, n_points)])
+
+
+def record_steps(times: np.ndarray, lam: np.ndarray, t_end: np.ndarray) -> np.ndarray:
+    """Per-run step indices k_j = round(t_j / lam) of a nominal time grid.
+
+    Times past a run's own `t_end` get `NO_STEP` (not recorded).
+
+    **Arguments:** `times` (step,), `lam` and `t_end` (run,).
+    **Returns:** int64 array (run, step).
+    """
+    ks = np.rint(times[None, :] / lam[:, None]).astype(np.int64)
+    return np.where(times[None, :] <= t_end[:, None], ks, NO_STEP)
+
+
+@dataclass
+class TrainResult:
+    """What the engine returns, all NumPy with a leading run axis.
+
+    `records[name]` has shape (run, record, ...) where records follow the columns of
+    the `steps` array given to `train_ensemble` (NaN where not recorded);
+    `diverged_at` (run,) is the first step with a non-finite loss or NO_STEP;
+    `events[name]` (run,) is the first step at which that event held, or NO_STEP;
+    `final_params` is the trained pytree (leading run axis); `steps_per_second` is the
+    measured throughput of the compiled loop (model steps of the whole ensemble).
+    """
+
+    records: dict[str, np.ndarray]
+    diverged_at: np.ndarray
+    events: dict[str, np.ndarray]
+    final_params: Any
+    steps_per_second: float
+    n_steps: int
+
+
+def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the sorted unique recorded steps (padded with a never-hit sentinel) and,
+    for each requested column, its index in that unique list (-1 if not recorded)."""
+    n_runs, _ = steps.shape
+    uniq = [np.unique(row[row >= 0]) for row in steps]
+    width = max(1, max(len(u) for u in uniq))
+    sentinel = np.iinfo(np.int64).max
+    table = np.full((n_runs, width), sentinel, dtype=np.int64)
+    where = np.full(steps.shape, -1, dtype=np.int64)
+    for r, u in enumerate(uniq):
+        table[r, : len(u)] = u
+        ok = steps[r] >= 0
+        where[r, ok] = np.searchsorted(u, steps[r, ok])
+    return table, where
+
+
+def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps):
+    """Build the jitted, vmapped function that advances every run by `chunk_steps` steps."""
+
+    def one_run_chunk(carry, run):
+        params, static = eqx.partition(carry["model"], eqx.is_array)
+        optimizer = optimizer_fn(run)
+
+        def step(c, _):
+            model = eqx.combine(c["params"], static)
+            k = c["k"]
+            key = jax.random.fold_in(jax.random.wrap_key_data(run["key"]), k)
+            loss, grads = eqx.filter_value_and_grad(loss_fn)(model, run, key)
+            finite = jnp.isfinite(loss)
+            live = (k <= run["last_step"]) & (c["diverged_at"] == NO_STEP)
+            # recording: the state *before* the update at step k
+            ptr = c["ptr"]
+            hit = live & (run["schedule"][jnp.minimum(ptr, run["schedule"].shape[0] - 1)] == k)
+            obs = dict(observe_fn(model, run), loss=loss)
+            buf = {
+                name: jax.lax.dynamic_update_index_in_dim(
+                    c["buf"][name],
+                    jnp.where(hit, obs[name], jax.lax.dynamic_index_in_dim(c["buf"][name], ptr, keepdims=False)),
+                    ptr,
+                    0,
+                )
+                for name in c["buf"]
+            }
+            ptr = jnp.where(hit, jnp.minimum(ptr + 1, run["schedule"].shape[0] - 1), ptr)
+            # events: first step at which each holds
+            events = c["events"]
+            if event_fn is not None:
+                flags = event_fn(model, run)
+                events = {
+                    n: jnp.where((events[n] == NO_STEP) & live & flags[n], k, events[n]) for n in events
+                }
+            diverged_at = jnp.where(live & ~finite, k, c["diverged_at"])
+            # update, frozen when finished or diverged
+            updates, opt_state = optimizer.update(grads, c["opt_state"], eqx.filter(model, eqx.is_array))
+            new_params = eqx.apply_updates(c["params"], updates)
+            go = live & finite
+            new_params = jax.tree.map(lambda n, o: jnp.where(go, n, o), new_params, c["params"])
+            opt_state = jax.tree.map(lambda n, o: jnp.where(go, n, o), opt_state, c["opt_state"])
+            last_loss = jnp.where(live, loss, c["last_loss"])
+            out = dict(
+                params=new_params,
+                opt_state=opt_state,
+                k=k + 1,
+                ptr=ptr,
+                buf=buf,
+                events=events,
+                diverged_at=diverged_at,
+                last_loss=last_loss,
+            )
+            return out, None
+
+        c0 = {k: v for k, v in carry.items() if k != "model"}
+        c0["params"] = params
+        c1, _ = jax.lax.scan(step, c0, None, length=chunk_steps)
+        model = eqx.combine(c1.pop("params"), static)
+        c1["model"] = model
+        return c1
+
+    return eqx.filter_jit(eqx.filter_vmap(one_run_chunk))
+
+
+def init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, width):
+    """The per-run loop state before step 0 (vmapped over runs)."""
+
+    def one(run):
+        model = init_fn(run)
+        opt_state = optimizer_fn(run).init(eqx.filter(model, eqx.is_array))
+        obs = jax.eval_shape(lambda m: dict(observe_fn(m, run), loss=jnp.zeros(())), model)
+        buf = {n: jnp.full((width, *s.shape), jnp.nan, s.dtype) for n, s in obs.items()}
+        events = {}
+        if event_fn is not None:
+            events = {n: jnp.asarray(NO_STEP, jnp.int64 if jax.config.jax_enable_x64 else jnp.int32) for n in jax.eval_shape(lambda m: event_fn(m, run), model)}
+        int_t = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+        return dict(
+            model=model,
+            opt_state=opt_state,
+            k=jnp.asarray(0, int_t),
+            ptr=jnp.asarray(0, int_t),
+            buf=buf,
+            events=events,
+            diverged_at=jnp.asarray(NO_STEP, int_t),
+            last_loss=jnp.asarray(jnp.nan, jnp.result_type(float)),
+        )
+
+    return eqx.filter_jit(eqx.filter_vmap(one))(runs)
+
+
+def default_optimizer(run) -> optax.GradientTransformation:
+    """Plain full-batch gradient descent with the run's own learning rate `run["lam"]`."""
+    return optax.sgd(run["lam"])
+
+
+def train_ensemble(
+    init_fn: Callable,
+    loss_fn: Callable,
+    observe_fn: Callable,
+    runs: Mapping[str, Any],
+    steps: np.ndarray,
+    *,
+    event_fn: Callable | None = None,
+    optimizer_fn: Callable = default_optimizer,
+    chunk_steps: int = 2000,
+    log_every_s: float = 5.0,
+    logger: logging.Logger | None = None,
+) -> TrainResult:
+    """Train an ensemble of runs with one compiled `lax.scan` per chunk of steps.
+
+    **Arguments:**
+    - `runs`: dict of arrays with a leading run axis; must hold `key` (from `run_key`)
+      and, for the default optimizer, `lam`. Everything a run needs (its data too)
+      goes here, so vmapping over it trains the whole shard at once.
+    - `steps`: int array (run, record) of the steps to record at (`record_steps`);
+      NO_STEP where not recorded. Each run stops after its last recorded step.
+    - `chunk_steps`: steps per compiled scan; progress is logged between chunks.
+
+    **Returns:** a `TrainResult`.
+    """
+    logger = logger or log
+    steps = np.asarray(steps, dtype=np.int64)
+    schedule, where = _unique_schedule(steps)
+    last_step = np.where((steps >= 0).any(axis=1), steps.max(axis=1), NO_STEP)
+    int_t = jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+    sentinel = np.iinfo(np.int32).max if int_t == jnp.int32 else np.iinfo(np.int64).max
+    schedule = np.minimum(schedule, sentinel)
+    runs = dict(runs, schedule=jnp.asarray(schedule, int_t), last_step=jnp.asarray(last_step, int_t))
+    n_total = int(last_step.max()) + 1 if (last_step >= 0).any() else 0
+    n_runs = steps.shape[0]
+
+    carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
+    chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps)
+    done, t_start, t_log, compute_s = 0, time.perf_counter(), -np.inf, 0.0
+    while done < n_total:
+        t0 = time.perf_counter()
+        carry = chunk(carry, runs)
+        jax.block_until_ready(carry["k"])
+        dt = time.perf_counter() - t0
+        if done > 0:  # the first chunk includes compilation
+            compute_s += dt
+        done += chunk_steps
+        now = time.perf_counter()
+        if now - t_log >= log_every_s or done >= n_total:
+            t_log = now
+            losses = np.asarray(carry["last_loss"])
+            logger.info(
+                "step %d/%d  loss median %.6g  min %.6g  diverged %d/%d  %.0f steps/s  (%.1f s)",
+                min(done, n_total), n_total, np.nanmedian(losses) if np.isfinite(losses).any() else np.nan,
+                np.nanmin(losses) if np.isfinite(losses).any() else np.nan,
+                int((np.asarray(carry["diverged_at"]) >= 0).sum()), n_runs,
+                chunk_steps / dt, now - t_start,
+            )
+    timed_steps = max(done - chunk_steps, 0)
+    sps = timed_steps / compute_s if compute_s > 0 else float("nan")
+
+    records = {}
+    rows = np.arange(n_runs)[:, None]
+    for name, buf in carry["buf"].items():
+        buf = np.asarray(buf)
+        out = buf[rows, np.maximum(where, 0)]
+        mask = (where < 0).reshape(where.shape + (1,) * (buf.ndim - 2))
+        records[name] = np.where(mask, np.nan, out)
+    return TrainResult(
+        records=records,
+        diverged_at=np.asarray(carry["diverged_at"]),
+        events={n: np.asarray(v) for n, v in carry["events"].items()},
+        final_params=carry["model"],
+        steps_per_second=sps,
+        n_steps=n_total,
+    )
