@@ -36,3 +36,12 @@ def check_config(cfg: dict) -> list[str]:
         if "causal" in ax["conv"] and max(ax["depth"]) > 1:
             msgs.append(f"config key {where}.axes.conv: got 'causal' with depth > 1; allowed: 'circular' for stacks.")
     return msgs
+
+
+#: figure name -> experiments it reads (the first one must be in the config)
+FIGURES = {"F1": ("F1", "F1c"), "F2": ("F2",), "F3": ("F3",), "F4": ("F4",), "F5": ("F5",)}
+
+
+def figure_inputs(experiments) -> dict[str, list[str]]:
+    """The figures a config can draw, each with the configured experiments it reads."""
+    return {fig: [e for e in exps if e in experiments] for fig, exps in FIGURES.items() if exps[0] in experiments}

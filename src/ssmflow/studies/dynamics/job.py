@@ -23,7 +23,7 @@ from ssmflow.studies.dynamics import CATEGORICAL
 from ssmflow.studies.dynamics import runs as rn
 from ssmflow.studies.dynamics import theory as th
 from ssmflow.studies.dynamics.data import teacher_dataset
-from ssmflow.studies.dynamics.model import LinearSSM, spectral_loss, time_loss
+from ssmflow.studies.dynamics.model import LinearSSM, cross_spectra, spectral_loss_from_spectra, time_loss
 from ssmflow.studies.dynamics.stats import empirical_stats
 
 log = logging.getLogger("ssmflow.dynamics")
@@ -60,7 +60,7 @@ def _population(a: np.ndarray, teacher: dict, rho: float):
     """Population (sigma_n, eta_nm) of a run's regressors: per state, or through a stack."""
     if a.shape[0] == 1:
         return th.population_sigma_eta(a[0], teacher["a_star"], teacher["g_star"], rho)
-    sigma, eta = th.population_stack_sigma_eta(a[:, 0], teacher["a_star"], teacher["g_star"], rho)
+    sigma, eta = rn.population_stack_sigma_eta(a[:, 0], teacher["a_star"], teacher["g_star"], rho)
     return np.array([sigma]), np.array([[eta]])
 
 
@@ -100,7 +100,8 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
     runs = dict(key=keys, lam=jnp.asarray(host["lam"]), poles=poles, b0=jnp.asarray(host["b0"]),
                 c0=jnp.asarray(host["c0"]), p_star=jnp.asarray(p_star))
     if conv == "circular":
-        runs.update(uf=jnp.fft.rfft(u), yf=jnp.fft.rfft(y))
+        s_uu, s_yu, s_yy = jax.vmap(cross_spectra)(jnp.fft.rfft(u), jnp.fft.rfft(y))
+        runs.update(s_uu=s_uu, s_yu=s_yu, s_yy=s_yy)
     else:
         runs.update(u=u, y=y)
     del u, y
@@ -113,7 +114,7 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
     def loss_fn(model, run, key):
         del key  # full-batch GD: no randomness per step
         if conv == "circular":
-            return spectral_loss(model, run["uf"], run["yf"], length)
+            return spectral_loss_from_spectra(model, run["s_uu"], run["s_yu"], run["s_yy"], length)
         return time_loss(model, run["u"], run["y"])
 
     def observe_fn(model, run):
@@ -121,7 +122,7 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
         if depth > 1:
             obs.update(w_b=model.b[:, 0], w_c=model.c[:, 0])
         if train_a:
-            obs.update(a=model.a[0])
+            obs.update(pole=model.a[0])
         return obs
 
     def event_fn(model, run):
@@ -175,8 +176,8 @@ def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_sta
     for name in ("w_b", "w_c"):
         if name in res.records:
             data[name] = rs(np.swapaxes(res.records[name], 1, 2), "layer", "step")
-    if "a" in res.records:
-        data["a"] = rs(np.swapaxes(res.records["a"], 1, 2), "state", "step")
+    if "pole" in res.records:
+        data["pole"] = rs(np.swapaxes(res.records["pole"], 1, 2), "state", "step")
     coords = {d: (np.array(v, dtype=object) if d in CATEGORICAL else np.array(v)) for d, v in table.coords.items()}
     n_state = sigma_n.shape[1]
     coords.update(step=np.arange(len(times)), state=np.arange(n_state), state2=np.arange(n_state), t_nominal=("step", times))
@@ -198,12 +199,13 @@ def model_step_fn(spec: dict):
     conv = table.coords["conv"][0]
     length = spec["common"]["data"]["length"]
     keys, u, y = make_data(spec, table)
-    run = dict(uf=jnp.fft.rfft(u[0]), yf=jnp.fft.rfft(y[0]), lam=jnp.asarray(host["lam"][0]))
+    s_uu, s_yu, s_yy = cross_spectra(jnp.fft.rfft(u[0]), jnp.fft.rfft(y[0]))
+    lam = jnp.asarray(host["lam"][0])
     model = LinearSSM(a=jnp.asarray(host["poles"][0]), b=jnp.asarray(host["b0"][0]), c=jnp.asarray(host["c0"][0]), conv=conv, train_a=False)
 
     @eqx.filter_jit
     def step(m):
-        loss, g = eqx.filter_value_and_grad(lambda mm: spectral_loss(mm, run["uf"], run["yf"], length))(m)
-        return jax.tree.map(lambda p, gp: p - run["lam"] * gp, m, g), loss
+        loss, g = eqx.filter_value_and_grad(lambda mm: spectral_loss_from_spectra(mm, s_uu, s_yu, s_yy, length))(m)
+        return jax.tree.map(lambda p, gp: p - lam * gp, m, g), loss
 
     return step, model

@@ -161,3 +161,24 @@ def schedule(run: dict, kind: str, lr_mode: str, sigma_n, eta_nm, t_max: float) 
         t_90 = crossing_time(p_of_t, 0.9 * p_star, 1.0 / rate)
     lam = float(run["kappa"]) / rate if lr_mode == "kappa" else float(run["kappa"])
     return Schedule(lam=lam, t_end=min(t_90 + 10.0 / rate, t_max), rate=rate)
+
+
+def population_stack_sigma_eta(a_layers: np.ndarray, a_star: float, g_star: float, rho: float) -> tuple[float, float]:
+    """Population (sigma, eta) of a stack's regressor z = (prod_l G_{a_l}) u (3.5), by quadrature.
+
+    sigma = g* (1/2pi) int Re(conj(prod G_l) G_{a*}) S_uu dw, eta = (1/2pi) int |prod G_l|^2 S_uu dw.
+    """
+    from scipy.integrate import quad
+
+    def g(a, w):
+        return 1.0 / (1.0 - a * np.exp(-1j * w))
+
+    def s_uu(w):
+        return (1 - rho**2) / abs(1 - rho * np.exp(-1j * w)) ** 2
+
+    def stack(w):
+        return np.prod([g(a, w) for a in a_layers])
+
+    sig = quad(lambda w: np.real(np.conj(stack(w)) * g(a_star, w)) * s_uu(w), -np.pi, np.pi, limit=200, epsabs=1e-13, epsrel=1e-12)[0]
+    eta = quad(lambda w: abs(stack(w)) ** 2 * s_uu(w), -np.pi, np.pi, limit=200, epsabs=1e-13, epsrel=1e-12)[0]
+    return g_star * sig / (2 * np.pi), eta / (2 * np.pi)

@@ -1,0 +1,22 @@
+# ssmflow: learning dynamics of state space models, as a Snakemake workflow.
+# Rules are thin: every job runs an `ssmflow ...` command (src/ssmflow/cli.py).
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dynamics.smk"
+
+
+# Everything the enabled studies produce: stores, metrics and figures.
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
