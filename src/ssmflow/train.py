@@ -128,7 +128,7 @@ def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return table, where
 
 
-def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps):
+def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching="map"):
     """Build the jitted, vmapped function that advances every run by `chunk_steps` steps."""
 
     def one_run_chunk(carry, run):
@@ -190,7 +190,28 @@ def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_st
         c1["model"] = model
         return c1
 
-    return eqx.filter_jit(eqx.filter_vmap(one_run_chunk))
+    if batching == "vmap":
+        return eqx.filter_jit(eqx.filter_vmap(one_run_chunk))
+    return eqx.filter_jit(_map_over_runs(one_run_chunk))
+
+
+def _map_over_runs(fn):
+    """`fn(carry, run)` mapped over the leading run axis with `lax.map`.
+
+    Each run executes the very same single-run program, so its numbers do not depend
+    on how many runs share the shard (a vmapped reduction may round differently).
+    """
+
+    def mapped(carry, runs):
+        dyn, static = eqx.partition(carry, eqx.is_array)
+
+        def one(xs):
+            out = fn(eqx.combine(xs[0], static), xs[1])
+            return eqx.partition(out, eqx.is_array)[0]
+
+        return eqx.combine(jax.lax.map(one, (dyn, runs)), static)
+
+    return mapped
 
 
 def init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, width):
@@ -236,6 +257,7 @@ def train_ensemble(
     chunk_steps: int = 2000,
     log_every_s: float = 5.0,
     logger: logging.Logger | None = None,
+    batching: str = "map",
 ) -> TrainResult:
     """Train an ensemble of runs with one compiled `lax.scan` per chunk of steps.
 
@@ -246,6 +268,10 @@ def train_ensemble(
     - `steps`: int array (run, record) of the steps to record at (`record_steps`);
       NO_STEP where not recorded. Each run stops after its last recorded step.
     - `chunk_steps`: steps per compiled scan; progress is logged between chunks.
+    - `batching`: "map" (default) runs the ensemble through `lax.map` inside the one
+      compiled program, so every run is bit-identical to the same run trained alone;
+      "vmap" vectorizes across runs (faster for wide per-step work, but XLA may round
+      batched reductions differently in the last bit).
 
     **Returns:** a `TrainResult`.
     """
@@ -261,7 +287,9 @@ def train_ensemble(
     n_runs = steps.shape[0]
 
     carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
-    chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps)
+    if batching not in ("map", "vmap"):
+        raise ValueError(f"`batching` (={batching!r}) must be 'map' or 'vmap'.")
+    chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching)
     done, t_start, t_log, compute_s = 0, time.perf_counter(), -np.inf, 0.0
     while done < n_total:
         t0 = time.perf_counter()

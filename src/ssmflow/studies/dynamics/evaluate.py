@@ -30,13 +30,18 @@ def fitted_time_constant(traj: xr.Dataset, lo: float = 1e-3, hi: float = 0.3) ->
     return xr.apply_ufunc(fit, traj.t, gap, use, input_core_dims=[["step"]] * 3, vectorize=True)
 
 
+def _last_finite(x: np.ndarray) -> float:
+    ok = np.flatnonzero(np.isfinite(x))
+    return x[ok[-1]] if len(ok) else np.nan
+
+
 def metrics_dataset(traj: xr.Dataset, theory: xr.Dataset) -> xr.Dataset:
     """Per-run metrics of GD against theory (see module docstring)."""
     live = np.isfinite(traj.p) & np.isfinite(theory.p)
     rel = (np.abs(traj.p - theory.p) / np.abs(theory.p)).where(live)
     absn = (np.abs(traj.p - theory.p) / np.abs(theory.p_star)).where(live)
     rel_map = (np.abs(traj.p - theory.p_map) / np.abs(theory.p_map)).where(live & np.isfinite(theory.p_map))
-    last = traj.p.ffill("step").isel(step=-1)
+    last = xr.apply_ufunc(_last_finite, traj.p, input_core_dims=[["step"]], vectorize=True)
     out = xr.Dataset(
         {
             "max_rel_err_p": rel.max("step"),

@@ -65,7 +65,7 @@ def _population(a: np.ndarray, teacher: dict, rho: float):
 
 
 def make_data(spec: dict, table: rn.RunTable):
-    """Per-run data and empirical statistics on the device (vmapped over runs)."""
+    """Per-run data on the device (lax.map over runs: each run's numbers are its own)."""
     study, common = spec["study"], spec["common"]
     conv = table.coords["conv"][0]
     keys = jnp.stack([train.run_key(study, {d: table.values[d][i] for d in DATA_COORDS}) for i in range(table.n_runs)])
@@ -78,7 +78,7 @@ def make_data(spec: dict, table: rn.RunTable):
             a_star=teacher["a_star"], g_star=teacher["g_star"], noise_std=teacher["noise_std"], mode=conv,
         )
 
-    u, y = jax.jit(jax.vmap(one))(keys, rho)
+    u, y = jax.jit(lambda k, r: jax.lax.map(lambda x: one(*x), (k, r)))(keys, rho)
     return keys, u, y
 
 
@@ -91,7 +91,9 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
     length = spec["common"]["data"]["length"]
     keys, u, y = make_data(spec, table)
     poles = jnp.asarray(host["poles"])
-    sigma_n, eta_nm, syy = jax.jit(jax.vmap(lambda u_, y_, a_: empirical_stats(u_, y_, a_, conv)))(u, y, poles)
+    # lax.map, not vmap: a batched dot may round differently, and a run's statistics
+    # must not depend on what else is in its shard
+    sigma_n, eta_nm, syy = jax.jit(lambda *a: jax.lax.map(lambda x: empirical_stats(*x, conv), a))(u, y, poles)
     sigma_n, eta_nm, syy = map(np.asarray, (sigma_n, eta_nm, syy))
     p_star = np.array([rn.model_optimum(param, depth, s, e) for s, e in zip(sigma_n, eta_nm, strict=True)])
 
@@ -100,7 +102,7 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
     runs = dict(key=keys, lam=jnp.asarray(host["lam"]), poles=poles, b0=jnp.asarray(host["b0"]),
                 c0=jnp.asarray(host["c0"]), p_star=jnp.asarray(p_star))
     if conv == "circular":
-        s_uu, s_yu, s_yy = jax.vmap(cross_spectra)(jnp.fft.rfft(u), jnp.fft.rfft(y))
+        s_uu, s_yu, s_yy = jax.jit(lambda *a: jax.lax.map(lambda x: cross_spectra(jnp.fft.rfft(x[0]), jnp.fft.rfft(x[1])), a))(u, y)
         runs.update(s_uu=s_uu, s_yu=s_yu, s_yy=s_yy)
     else:
         runs.update(u=u, y=y)

@@ -1,0 +1,54 @@
+"""Shared fixtures: float64 JAX, strict promotion, the repository root and a config factory."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import jax
+import pytest
+import yaml
+
+jax.config.update("jax_enable_x64", True)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def default_config() -> dict:
+    with open(ROOT / "config" / "config.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def tiny_config(**experiments) -> dict:
+    """A small dynamics config (short sequences, few seeds) for fast workflow tests."""
+    base = {
+        "studies": ["dynamics"],
+        "compile_cache": "results/.jax_cache",
+        "dynamics": {
+            "precision": "float64",
+            "seeds": 2,
+            "record_points": 200,
+            "chunk_steps": 500,
+            "data": {"length": 128, "n_seq": 8},
+            "experiments": experiments
+            or {
+                "F1": {"t_record": [0.01, 20.0], "axes": {"a": [0.5], "p0": [0.0001], "kappa": [0.02]}},
+                "F3": {"t_record": [0.0001, 15.0], "axes": {"N": [1, 2], "param": ["tied"], "p0": [0.000001], "kappa": [0.02]}},
+            },
+        },
+    }
+    return copy.deepcopy(base)
+
+
+def make_project(tmp: Path, config: dict) -> Path:
+    """A copy of the workflow (Snakefile, rules, schemas, package sources) with `config`."""
+    for name in ("Snakefile", "workflow"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
+    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (tmp / "config").mkdir(exist_ok=True)
+    with open(tmp / "config" / "config.yaml", "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return tmp

@@ -1,0 +1,56 @@
+"""Bad config input: a clear error naming key, value and what is allowed, before any job."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import make_project, tiny_config
+
+from ssmflow import config as cfgmod
+
+BAD = {
+    "unknown key": (lambda c: c["dynamics"].update(learning_rate=0.1), ["learning_rate", "unknown key", "allowed"]),
+    "wrong type": (lambda c: c["dynamics"].update(seeds="three"), ["dynamics.seeds", "'three'", "integer"]),
+    "negative state size": (
+        lambda c: c["dynamics"]["experiments"]["F3"]["axes"].update(N=[1, -4]),
+        ["dynamics.experiments.F3.axes.N[1]", "-4", ">= 1"],
+    ),
+    "unknown init name": (
+        lambda c: c["dynamics"]["experiments"]["F3"]["axes"].update(init_norm=["xavier"]),
+        ["dynamics.experiments.F3.axes.init_norm[0]", "'xavier'", "per_state", "total"],
+    ),
+    "stack with N > 1": (
+        lambda c: c["dynamics"]["experiments"]["F3"]["axes"].update(depth=[2]),
+        ["dynamics.experiments.F3.axes.N", "depth > 1"],
+    ),
+}
+
+
+def test_default_config_is_valid(default_config):
+    cfg = cfgmod.validate(default_config)
+    assert cfg["dynamics"]["experiments"]["F1"]["axes"]["param"] == ["untied"]  # schema default filled in
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_message(case):
+    cfg = tiny_config()
+    BAD[case][0](cfg)
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.validate(cfg)
+    for fragment in BAD[case][1]:
+        assert fragment in str(err.value), (fragment, str(err.value))
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", ["unknown key", "wrong type", "negative state size", "unknown init name"])
+def test_snakemake_stops_before_any_job(case, tmp_path):
+    cfg = tiny_config()
+    BAD[case][0](cfg)
+    proj = make_project(tmp_path, cfg)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True)
+    assert res.returncode != 0
+    for fragment in BAD[case][1]:
+        assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
+    assert not (proj / "results").exists()  # nothing ran
