@@ -15,6 +15,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/dynamics.smk"
 
 
+wildcard_constraints:
+    exp=r"[A-Za-z][A-Za-z0-9]*",
+    shard=r"[A-Za-z0-9=_.\-]+",
+    fig=r"[A-Za-z0-9_]+",
+
+
 # Everything the enabled studies produce: stores, metrics and figures.
 rule all:
     input:

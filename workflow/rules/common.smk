@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from ssmflow import config as ssm_config
 from ssmflow import grid as ssm_grid
+from ssmflow.studies import dynamics as dyn
 
 try:
     VALID = ssm_config.validate(config)
@@ -17,11 +18,6 @@ SHARDS = {study: ssm_grid.expand(VALID, study) for study in VALID["studies"]}
 
 SPINE = ["__init__.py", "_types.py", "cli.py", "config.py", "grid.py", "store.py", "train.py", "plots.py"]
 
-
-wildcard_constraints:
-    exp=r"[A-Za-z][A-Za-z0-9]*",
-    shard=r"[A-Za-z0-9=_.\-]+",
-    fig=r"[A-Za-z0-9_]+",
 
 
 def pkg_src(study):
@@ -71,8 +67,28 @@ def train_mem_mb(study):
 
 
 def final_outputs():
-    """Targets of `rule all`: per study, its stores, metrics and figures."""
+    """The default targets: per study, its stores, metrics and figures."""
     out = []
     if "dynamics" in SHARDS:
         out += dynamics_outputs()
     return out
+
+
+def dynamics_figure_inputs(wildcards):
+    """input function: trajectories, theory and metrics of the experiments a figure reads."""
+    exps = dyn.figure_inputs(VALID["dynamics"]["experiments"])[wildcards.fig]
+    return {
+        f"{kind}_{e}": f"results/dynamics/{e}/{name}"
+        for e in exps
+        for kind, name in (("traj", "trajectories.zarr"), ("theory", "theory.zarr"), ("metrics", "metrics.csv"))
+    }
+
+
+def dynamics_outputs():
+    """Every final output of the dynamics study for the configured experiments."""
+    exps = list(VALID["dynamics"]["experiments"])
+    figs = dyn.figure_inputs(exps)
+    return (
+        [f"results/dynamics/{e}/metrics.csv" for e in exps]
+        + [f"results/dynamics/figures/{f}.png" for f in figs]
+    )

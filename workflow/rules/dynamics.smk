@@ -1,27 +1,4 @@
 # The `dynamics` study: checks -> train[shard] -> gather -> theory -> evaluate -> figures.
-from ssmflow.studies import dynamics as dyn
-
-
-def dynamics_figure_inputs(wildcards):
-    """input function: trajectories, theory and metrics of the experiments a figure reads."""
-    exps = dyn.figure_inputs(VALID["dynamics"]["experiments"])[wildcards.fig]
-    return {
-        f"{kind}_{e}": f"results/dynamics/{e}/{name}"
-        for e in exps
-        for kind, name in (("traj", "trajectories.zarr"), ("theory", "theory.zarr"), ("metrics", "metrics.csv"))
-    }
-
-
-def dynamics_outputs():
-    """Every final output of the dynamics study for the configured experiments."""
-    exps = list(VALID["dynamics"]["experiments"])
-    figs = dyn.figure_inputs(exps)
-    return (
-        [f"results/dynamics/{e}/metrics.csv" for e in exps]
-        + [f"results/dynamics/figures/{f}.png" for f in figs]
-    )
-
-
 # Identity checks of spec group A (statistics, exact GD map): they gate training.
 rule dynamics_checks:
     input:

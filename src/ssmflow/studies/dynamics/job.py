@@ -82,7 +82,7 @@ def make_data(spec: dict, table: rn.RunTable):
     return keys, u, y
 
 
-def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
+def train_shard(spec: dict, *, chunk_steps: int | None = None, batching: str = "map") -> xr.Dataset:
     """Train every run of a shard and return its trajectory Dataset (spec section 5)."""
     t0 = time.perf_counter()
     table, host = prepare(spec)
@@ -133,7 +133,7 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None) -> xr.Dataset:
 
     res = train.train_ensemble(
         init_fn, loss_fn, observe_fn, runs, steps, event_fn=event_fn,
-        chunk_steps=chunk_steps or spec["common"]["chunk_steps"], logger=log,
+        chunk_steps=chunk_steps or spec["common"]["chunk_steps"], logger=log, batching=batching,
     )
     return to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, time.perf_counter() - t0)
 

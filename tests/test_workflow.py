@@ -1,0 +1,164 @@
+"""The real Snakemake workflow on small configs: stores, incremental reruns, kill safety, report."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from conftest import ROOT, make_project, tiny_config
+
+from ssmflow import store
+
+pytestmark = pytest.mark.workflow
+
+SMK = [sys.executable, "-m", "snakemake"]
+
+
+def smk(proj: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run([*SMK, "--cores", "2", *args], cwd=proj, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(res.stdout[-3000:] + res.stderr[-3000:])
+    return res
+
+
+def scheduled(proj: Path) -> dict[str, int]:
+    """rule -> number of jobs a dry run schedules."""
+    out = smk(proj, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    proj = make_project(tmp_path_factory.mktemp("tiny"), tiny_config())
+    smk(proj)
+    return proj
+
+
+def test_trajectory_and_theory_stores(tiny):
+    for exp in ("F1", "F3"):
+        traj = xr.open_zarr(tiny / f"results/dynamics/{exp}/trajectories.zarr")
+        theory = xr.open_zarr(tiny / f"results/dynamics/{exp}/theory.zarr")
+        assert {"step", "seed", "N", "param", "p0"} <= set(traj.dims)
+        assert {"loss", "p"} <= set(traj.data_vars) and {"loss", "p", "b", "c"} <= set(theory.data_vars)
+        assert str(traj.param.values[0]) == "tied" if exp == "F3" else "untied"
+        for key in ("ssmflow_version", "git_commit", "config_digest", "jax_version", "precision", "created"):
+            assert traj.attrs[key], key
+        assert traj.attrs["precision"] == "float64" and traj.p.dtype == np.float64
+        diff = traj.p - theory.p  # same coords, no renaming
+        assert diff.sizes == traj.p.sizes and float(np.abs(diff).max()) < 0.2
+    f3 = xr.open_zarr(tiny / "results/dynamics/F3/trajectories.zarr")
+    assert f3.N.values.tolist() == [1, 2] and f3.sizes["state"] == 2
+    assert np.isnan(f3.b.sel(N=1, state=1)).all()  # ragged state axis padded with NaN
+
+
+def test_chunks_are_per_run(tiny):
+    path = tiny / "results/dynamics/F1/trajectories.zarr"
+    p = xr.open_zarr(path).p
+    enc = p.encoding["chunks"]
+    assert all(c == 1 or d in ("step", "seed") for c, d in zip(enc, p.dims, strict=True))
+    assert np.prod(enc) * 8 <= 16 * 2**20
+
+
+def test_metrics_files(tiny):
+    import pandas as pd
+
+    m = pd.read_csv(tiny / "results/dynamics/F1/metrics.csv")
+    assert {"max_rel_err_p", "max_rel_err_map", "t_half", "t_half_th", "t_half_rel_err"} <= set(m.columns)
+    assert (m.max_rel_err_map < 1e-10).all()
+    assert (m.t_half_rel_err < 0.05).all()
+
+
+def test_complete_run_schedules_nothing(tiny):
+    assert scheduled(tiny) == {}
+
+
+def test_adding_a_state_size_schedules_only_new_shard_and_dependents(tiny):
+    cfg_path = tiny / "config/config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["dynamics"]["experiments"]["F3"]["axes"]["N"].append(4)
+    old = cfg_path.read_text()
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        jobs = scheduled(tiny)
+    finally:
+        cfg_path.write_text(old)
+    assert jobs == {"all": 1, "dynamics_train": 1, "dynamics_gather": 1, "dynamics_theory": 1, "dynamics_evaluate": 1, "dynamics_figure": 1}, jobs
+
+
+def test_editing_a_dynamics_module_reruns_dynamics_jobs(tiny):
+    mod = tiny / "src/ssmflow/studies/dynamics/theory.py"
+    old = mod.read_text()
+    mod.write_text(old + "\n# edited\n")
+    try:
+        jobs = scheduled(tiny)
+    finally:
+        mod.write_text(old)
+    assert jobs["dynamics_train"] == 3 and jobs["dynamics_checks"] == 1, jobs
+    assert all(r == "all" or r.startswith("dynamics_") for r in jobs)
+    assert scheduled(tiny) == {}  # restored file: same checksum, nothing to do
+
+
+def test_report_holds_every_figure(tiny):
+    smk(tiny, "--report", "results/report.html")
+    html = (tiny / "results/report.html").read_text(errors="replace")
+    for fig in ("F1.png", "F3.png"):
+        assert fig in html
+
+
+def test_sigkill_mid_training_leaves_no_corrupt_store(tmp_path):
+    cfg = tiny_config(F2={"t_record": [0.001, 200.0], "axes": {"a": [0.6], "p0": [0.0001], "kappa": [0.0002]}})
+    cfg["dynamics"]["chunk_steps"] = 2000
+    proj = make_project(tmp_path, cfg)
+    shard = proj / "results/dynamics/F2/shards/N=1_param=untied_depth=1_conv=circular.zarr"
+    log = proj / "results/logs/dynamics/F2/train_N=1_param=untied_depth=1_conv=circular.log"
+    proc = subprocess.Popen([*SMK, "--cores", "1"], cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (log.exists() and "step " in log.read_text()):
+        time.sleep(0.5)
+    assert log.exists() and "step " in log.read_text(), "training never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not shard.exists()  # nothing half-written at the final path
+    smk(proj, "--rerun-incomplete")
+    ds = store.open_store(shard)
+    assert np.isfinite(ds.p.isel(step=0)).all() and int(ds.attrs["n_steps"]) > 10_000
+    assert not list(shard.parent.glob("*.tmp-*"))  # no stale temporaries
+
+
+def test_lint_has_no_findings_beyond_missing_conda():
+    res = subprocess.run([*SMK, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    kinds = set(re.findall(r"^\s+\* (.+?):$", res.stdout + res.stderr, re.M))
+    # one project venv for every rule is deliberate (README); anything else is a finding
+    assert kinds <= {"Specify a conda environment or container for each rule."}, kinds
+
+
+def test_default_grid_metrics(tmp_path):
+    """The default config's stored metrics show the acceptance numbers (F1, F3)."""
+    import pandas as pd
+
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    proj = make_project(tmp_path, cfg)
+    smk(proj, "results/dynamics/F1/metrics.csv", "results/dynamics/F3/metrics.csv")
+    f1 = pd.read_csv(proj / "results/dynamics/F1/metrics.csv")
+    small = f1[(f1.kappa <= 2e-3) & (f1.p0 == 1e-4)]
+    assert len(small) == 18 and (small.max_rel_err_p < 1e-2).all()  # N = 1, balanced, lam sigma <= 2e-3
+    assert (f1.max_rel_err_map < 1e-10).all()  # exact discrete GD map
+    assert (f1[f1.kappa <= 2e-3].t_half_rel_err < 0.02).all()  # half-time within 2%
+    f3 = pd.read_csv(proj / "results/dynamics/F3/metrics.csv")
+    sel = f3[(f3.balance == 0) & (f3.spread == "identical") & (f3.init_norm == "per_state")].groupby(["param", "N"]).t_half.mean()
+    tied = np.polyfit(np.log(sel["tied"].index), np.log(sel["tied"].values), 1)[0]
+    untied = np.polyfit(np.log(sel["untied"].index), np.log(sel["untied"].values), 1)[0]
+    assert abs(tied + 1) < 0.1, tied
+    assert abs(untied + 1) > 0.5, untied
