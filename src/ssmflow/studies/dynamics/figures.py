@@ -1,0 +1,269 @@
+"""Figures F1-F5 of the `dynamics` study (spec section 4), drawn from stored data only.
+
+Each figure reads `results/dynamics/<exp>/{trajectories.zarr, theory.zarr, metrics.csv}`.
+Simulation is the seed mean (solid) with its min-max band; theory is dashed. The only
+theory evaluated here is the trivial closed forms of the spec: the logistic (13) and the
+time constants of (15), on stored statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import xarray as xr
+from matplotlib.lines import Line2D
+
+from ssmflow import plots, store
+from ssmflow.studies.dynamics import RUN_DIMS
+from ssmflow.studies.dynamics.theory import lazy_time_constant, logistic_p, terminal_time_constant
+
+THEORY_STYLE = {"color": "black", "ls": "--", "lw": 1.1}
+T_LABEL = plots.LABELS["t"]
+P_LABEL = plots.LABELS["p_rel"]
+
+
+def load_experiment(results: Path, exp: str) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
+    """(trajectories, theory, metrics) of one experiment; length-1 run dims are dropped, `seed` is kept."""
+    def squeeze(ds: xr.Dataset) -> xr.Dataset:
+        return ds.squeeze([d for d in RUN_DIMS if ds.sizes.get(d) == 1]).load()
+
+    base = results / exp
+    traj = squeeze(store.open_store(base / "trajectories.zarr"))
+    theory = squeeze(store.open_store(base / "theory.zarr"))
+    return traj, theory, pd.read_csv(base / "metrics.csv")
+
+
+def _positive(t: xr.DataArray, y: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """t and y (same step axis) with t <= 0 masked, for log-x plots."""
+    t = np.asarray(t, dtype=float)
+    return np.where(t > 0, t, np.nan), np.asarray(y, dtype=float)
+
+
+def plot_sim(ax, t: xr.DataArray, y: xr.DataArray, color, label: str | None = None, **kw) -> None:
+    """Seed mean of y (solid) and its min-max band over seeds, against the seed-mean t."""
+    tt, mean = _positive(t.mean("seed"), y.mean("seed"))
+    ax.plot(tt, mean, color=color, lw=1.6, label=label, **kw)
+    ax.fill_between(tt, y.min("seed"), y.max("seed"), color=color, alpha=0.25, lw=0)
+
+
+def plot_theory(ax, t: xr.DataArray, y: xr.DataArray, **style) -> None:
+    """Seed mean of a theory curve, dashed black unless `style` says otherwise."""
+    ax.plot(*_positive(t.mean("seed"), y.mean("seed")), **(THEORY_STYLE | style))
+
+
+def _legend_entries(colors: dict, fmt: Callable[[object], str], theory: str) -> list[Line2D]:
+    handles = [Line2D([], [], color=c, lw=1.6, label=fmt(v)) for v, c in colors.items()]
+    return handles + [Line2D([], [], label=f"theory {theory}", **THEORY_STYLE)]
+
+
+def _palette(values) -> dict:
+    return dict(zip(values, sns.color_palette("colorblind", len(values))))
+
+
+def figure_f1(results: Path) -> plt.Figure:
+    """p/p* against t per (a, rho), coloured by p0; GD-vs-flow error against kappa; causal mode."""
+    traj, theory, metrics = load_experiment(results, "F1")
+    kappa = traj.kappa.min().item()
+    traj, theory = traj.sel(kappa=kappa), theory.sel(kappa=kappa)
+    colors = _palette(traj.p0.values)
+    mosaic = [[f"a{i}_r{j}" for i in range(traj.sizes["a"])] + [side] for j, side in enumerate(["err", "causal"])]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 7), layout="constrained", width_ratios=[1, 1, 1, 1.15])
+    for i, a in enumerate(traj.a.values):
+        for j, rho in enumerate(traj.rho.values):
+            ax = axes[f"a{i}_r{j}"]
+            for p0, c in colors.items():
+                run, th = traj.sel(a=a, rho=rho, p0=p0), theory.sel(a=a, rho=rho, p0=p0)
+                plot_sim(ax, run.t, run.p / run.p_star, c)
+                plot_theory(ax, run.t, th.p / run.p_star)
+            ax.set(xscale="log", title=f"$a$ = {a:g}, $\\rho$ = {rho:g}", xlabel=T_LABEL if j else "",
+                   ylabel=P_LABEL if i == 0 else "", ylim=(-0.03, 1.08))
+    ax = axes["err"]
+    for p0, c in colors.items():
+        m = metrics[np.isclose(metrics.p0, p0)]
+        ax.scatter(m.kappa, m.max_rel_err_p, color=c, s=12, alpha=0.5)
+        mean = m.groupby("kappa").max_rel_err_p.mean()
+        ax.plot(mean.index, mean.values, color=c, marker="o")
+    ks = np.array(sorted(metrics.kappa.unique()))
+    ax.plot(ks, 3 * ks, color="gray", ls=":", label=r"$3\kappa$ (sec. 3.4)")
+    ax.text(0.03, 0.97, f"exact GD map (18): max rel. err. {metrics.max_rel_err_map.max():.0e}",
+            transform=ax.transAxes, va="top", fontsize="small")
+    ax.set(xscale="log", yscale="log", xlabel=r"$\kappa = \lambda_{\rm lr}\,\sigma$",
+           ylabel="max relative error of $p$", title="GD vs flow (13), all $a$, $\\rho$, seeds")
+    ax.legend(loc="lower right")
+    ax = axes["causal"]
+    if (results / "F1c").exists():
+        causal, causal_th, _ = load_experiment(results, "F1c")
+        circ = load_experiment(results, "F1")[0].sel(a=causal.a.item(), rho=causal.rho.item(), p0=causal.p0.item(),
+                                                      kappa=causal.kappa.item())
+        plot_sim(ax, circ.t, circ.p / circ.p_star, "gray", label="circular (F1)", ls=":")
+        plot_sim(ax, causal.t, causal.p / causal.p_star, colors[causal.p0.item()], label="causal (F1c)")
+        plot_theory(ax, causal.t, causal_th.p / causal.p_star, label="theory (13), causal stats")
+        ax.legend(loc="upper left")
+        ax.set(title=f"F1c: causal mode, $a$ = {causal.a.item():g}, $p_0$ = {causal.p0.item():g}")
+    else:
+        ax.text(0.5, 0.5, "F1c (causal mode) not configured", ha="center", transform=ax.transAxes)
+    ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL)
+    fig.legend(handles=_legend_entries(colors, lambda v: f"$p_0$ = {v:g}", "(13)"), loc="outside lower center",
+               ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band ($\\kappa$ = {kappa:g})")
+    return fig
+
+
+def figure_f2(results: Path) -> plt.Figure:
+    """Unbalanced N = 1: p/p*, c and b against t per Delta; terminal time constant against |Delta|."""
+    traj, theory, metrics = load_experiment(results, "F2")
+    colors = _palette(traj.balance.values)
+    fig, axes = plt.subplot_mosaic([["p", "tau"], ["c", "b"]], figsize=(13, 9), layout="constrained")
+    for delta, col in colors.items():
+        run, th = traj.sel(balance=delta), theory.sel(balance=delta)
+        plot_sim(axes["p"], run.t, run.p / run.p_star, col)
+        plot_theory(axes["p"], run.t, th.p / run.p_star)
+        for name in ("c", "b"):
+            plot_sim(axes[name], run.t, run[name].isel(state=0), col)
+            plot_theory(axes[name], run.t, th[name].isel(state=0))
+    axes["p"].set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL, title="product $p = cb$")
+    for name, role in (("c", "output weight"), ("b", "input weight")):
+        axes[name].set(xscale="log", yscale="log", xlabel=T_LABEL, ylabel=f"${name}(t)$", title=f"{role} ${name}$")
+    ax = axes["tau"]
+    sigma, eta = traj.sigma.mean().item(), traj.eta.mean().item()
+    grid = np.concatenate([[0.0], np.geomspace(1e-2, 2 * np.abs(traj.balance).max().item(), 200)])
+    ax.plot(grid, terminal_time_constant(sigma, eta, grid), label=r"$\tau/(2\lambda_\Delta)$ (15)", **THEORY_STYLE)
+    ax.axhline(1 / (2 * sigma), color="gray", ls=":", label=r"$\tau/(2\sigma)$ (balanced)")
+    lazy = grid[grid >= 0.1]
+    ax.plot(lazy, lazy_time_constant(sigma, eta, lazy), color="gray", ls="-.", label=r"$\tau/(\eta|\Delta|)$ (lazy)")
+    fit = metrics.groupby("balance")[["tau_fit", "tau_term"]].agg(["mean", "min", "max"])
+    for delta, row in fit.iterrows():
+        y = row["tau_fit"]
+        ax.errorbar(abs(delta), y["mean"], yerr=[[y["mean"] - y["min"]], [y["max"] - y["mean"]]], color=colors[delta],
+                    marker="v" if delta < 0 else "o", ms=8, ls="none", mfc="none" if delta < 0 else colors[delta])
+        ax.plot(abs(delta), row["tau_term"]["mean"], "kx", ms=7)
+    ax.set(xscale="symlog", yscale="log", xlim=(-0.02, grid[-1]), xlabel=r"$|\Delta| = |c_0^2 - b_0^2|$",
+           ylabel=r"terminal time constant ($\tau$ units)", title="terminal time constant")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + [
+        Line2D([], [], color="gray", marker="o", ls="none", label=r"fitted (T12), $\Delta \geq 0$"),
+        Line2D([], [], color="gray", marker="v", mfc="none", ls="none", label=r"fitted, $\Delta < 0$"),
+        Line2D([], [], color="k", marker="x", ls="none", label="stored tau_term")], loc="lower left")
+    fig.legend(handles=_legend_entries(colors, lambda v: f"$\\Delta$ = {v:g}", "(15)-(16)"), loc="outside lower center",
+               ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band ($a$ = {traj.a.item():g}, "
+                                           f"$p_0$ = {traj.p0.item():g}, $\\kappa$ = {traj.kappa.item():g})")
+    return fig
+
+
+#: N exponents of table 3.6 (balanced t_half, lazy time constant) per (param, init_norm)
+TABLE_EXPONENTS = {("tied", "per_state"): ("-1 (log-corr.)", "-2"), ("tied", "total"): ("-1", "-1"),
+                   ("untied", "per_state"): ("log only", "-1"), ("untied", "total"): ("0", "0")}
+
+
+def _n_scaling_panel(ax, m: pd.DataFrame, measured: str, predicted: str, row: int) -> None:
+    """Measured (markers, seed min-max bars) and predicted (dashed) quantity against N, per (param, init_norm)."""
+    combos = list(TABLE_EXPONENTS)
+    for (combo, col), marker in zip(_palette(combos).items(), "osD^"):
+        g = m[(m.param == combo[0]) & (m.init_norm == combo[1])].groupby("N")
+        y, th = g[measured].agg(["mean", "min", "max"]), g[predicted].mean()
+        slope = np.polyfit(np.log(y.index), np.log(y["mean"]), 1)[0]
+        ax.errorbar(y.index, y["mean"], yerr=[y["mean"] - y["min"], y["max"] - y["mean"]], color=col, marker=marker,
+                    ms=7, mfc="none", ls="none", label=f"{combo[0]}, {combo[1]}: fit {slope:+.2f} "
+                                                       f"(table {TABLE_EXPONENTS[combo][row]})")
+        ax.plot(th.index, th.values, color=col, ls="--", lw=1.1)
+    n = np.array(sorted(m.N.unique()), dtype=float)
+    top = m[measured].max()
+    for k, ls in ((1, ":"), (2, (0, (1, 3)))):
+        ax.plot(n, top * n ** -k, color="gray", ls=ls, label=f"reference $N^{{-{k}}}$")
+    ax.set(xscale="log", yscale="log", xlabel=plots.LABELS["N"])
+    ax.set_xticks(n, [f"{x:g}" for x in n])
+    ax.legend(loc="lower left", fontsize="x-small")
+
+
+def figure_f3(results: Path) -> plt.Figure:
+    """log-log t_half (balanced) and lazy time constant (Delta = -20) against N, identical vs spread poles."""
+    metrics = load_experiment(results, "F3")[2]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10), layout="constrained")
+    for col, spread in enumerate(["identical", "spread"]):
+        m = metrics[metrics.spread == spread]
+        _n_scaling_panel(axes[0, col], m[m.balance == 0], "t_half", "t_half_th", 0)
+        axes[0, col].set(title=f"balanced ($\\Delta$ = 0), {spread} $a_n$",
+                         ylabel=r"half time $t_{1/2}$ ($\tau$ units)" if col == 0 else "")
+        lazy = m[m.balance == m.balance.min()]
+        _n_scaling_panel(axes[1, col], lazy, "tau_fit", "tau_term", 1)
+        axes[1, col].set(title=f"lazy ($\\Delta$ = {lazy.balance.iloc[0]:g}), {spread} $a_n$",
+                         ylabel=r"terminal time constant ($\tau$ units)" if col == 0 else "")
+    fig.suptitle("markers: measured (seed mean, min-max bars); dashed: theory (26)-(28), ODE (11) for untied spread")
+    return fig
+
+
+def figure_f4(results: Path) -> plt.Figure:
+    """p/p* against t per depth D (per filter variant and p0); normalized t_half against p*/p0."""
+    traj, theory, _ = load_experiment(results, "F4")
+    colors = {2 * d: c for d, c in zip(traj.depth.values, sns.color_palette("colorblind", traj.sizes["depth"]))}
+    spreads, p0s = list(traj.spread.values), list(traj.p0.values)
+    mosaic = [[f"{s}_{j}" for j in range(len(p0s))] + ["T"] for s in spreads]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 8), layout="constrained", width_ratios=[1] * len(p0s) + [1.2])
+    for s in spreads:
+        for j, p0 in enumerate(p0s):
+            ax = axes[f"{s}_{j}"]
+            for depth in traj.depth.values:
+                run, th = traj.sel(spread=s, p0=p0, depth=depth), theory.sel(spread=s, p0=p0, depth=depth)
+                plot_sim(ax, run.t, run.p / run.p_star, colors[2 * depth])
+                plot_theory(ax, run.t, th.p / run.p_star)
+            ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL, title=f"{s} filters, $p_0$ = {p0:g}")
+    ax = axes["T"]
+    D = 2 * traj.depth
+    scale = traj.eta * traj.p_star ** (2 - 2 / D)
+    ratio = (traj.p_star / traj.p0).mean("seed")
+    measured, predicted = (traj.t_half * scale).mean("seed"), (theory.t_half_th * scale).mean("seed")
+    for depth in traj.depth.values:
+        sel = {"depth": depth}
+        x, order = ratio.sel(sel).values.ravel(), np.argsort(ratio.sel(sel).values.ravel())
+        for s, marker in zip(spreads, "os"):
+            ax.plot(ratio.sel(sel, spread=s).values, measured.sel(sel, spread=s).values, marker=marker, ls="none",
+                    color=colors[2 * depth], mfc="none", ms=8)
+        ax.plot(x[order], predicted.sel(sel).values.ravel()[order], color=colors[2 * depth], ls="--")
+    ax.set(xscale="log", yscale="log", xlabel=r"$p^*/p_0$", title=r"half time, rescaled by (25)",
+           ylabel=r"$T_D = t_{1/2}\,\eta\,p^{*\,2-2/D}$")
+    ax.legend(handles=[Line2D([], [], color="gray", marker=mk, mfc="none", ls="none", label=f"measured, {s}")
+                       for s, mk in zip(spreads, "os")]
+              + [Line2D([], [], color="gray", ls="--", label="theory (22) quadrature")], loc="upper left")
+    fig.legend(handles=_legend_entries(colors, lambda v: f"$D$ = {v}", "(21)"), loc="outside lower center",
+               ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band (lr = {traj.lam.max().item():g})")
+    return fig
+
+
+def figure_f5(results: Path) -> plt.Figure:
+    """Trained pole: p(t) against the trained-a ODE and the fixed-a0 logistic; a(t) converging to a*."""
+    traj, theory, _ = load_experiment(results, "F5")
+    teacher = traj.attrs["teacher"]
+    colors = _palette(traj.a0.values)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained")
+    for a0, col in colors.items():
+        run, th = traj.sel(a0=a0), theory.sel(a0=a0)
+        plot_sim(axes[0], run.t, run.p, col)
+        plot_theory(axes[0], run.t, th.p)
+        fixed = logistic_p(run.t.where(run.t >= 0, 0), run.p0, run.sigma, run.eta)
+        plot_theory(axes[0], run.t, xr.DataArray(fixed, dims=run.t.dims, coords=run.t.coords), color=col, ls=":", lw=1.8)
+        plot_sim(axes[1], run.t, run.pole.isel(state=0), col)
+        plot_theory(axes[1], run.t, th.pole.isel(state=0))
+    axes[0].axhline(teacher["g_star"], color="gray", lw=0.8)
+    axes[1].axhline(teacher["a_star"], color="gray", lw=0.8)
+    axes[0].set(xscale="log", xlabel=T_LABEL, ylabel="total gain $p$", title="gain $p(t)$ (gray: teacher $g^*$)")
+    axes[1].set(xscale="log", xlabel=T_LABEL, ylabel="trained pole $a(t)$", title="pole $a(t)$ (gray: teacher $a^*$)")
+    axes[0].legend(handles=[Line2D([], [], color="gray", ls=":", lw=1.8, label="fixed-$a_0$ logistic (13)")],
+                   loc="upper left")
+    fig.legend(handles=_legend_entries(colors, lambda v: f"$a_0$ = {v:g}", "ODE (12)+(29)"), loc="outside lower center",
+               ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band (lr = {traj.lam.max().item():g})")
+    return fig
+
+
+FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5}
+
+
+def make_figure(name: str, results: Path, out: Path) -> None:
+    """Draw figure `name` (F1-F5) from the stores under `results` and save it as PNG at `out`."""
+    if name not in FIGURES:
+        raise ValueError(f"figure name={name!r} is not defined; expected one of {sorted(FIGURES)}.")
+    plots.theme()
+    plots.save(FIGURES[name](Path(results)), out)
