@@ -17,12 +17,13 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from ssmflow import plots, store
 from ssmflow.studies.dynamics import RUN_DIMS
 from ssmflow.studies.dynamics.theory import lazy_time_constant, logistic_p, terminal_time_constant
 
-THEORY_STYLE = {"color": "black", "ls": "--", "lw": 1.1}
+THEORY_STYLE = {"color": "black", "ls": "--", "lw": 1.0}
 T_LABEL = plots.LABELS["t"]
 P_LABEL = plots.LABELS["p_rel"]
 
@@ -47,7 +48,7 @@ def _positive(t: xr.DataArray, y: xr.DataArray) -> tuple[np.ndarray, np.ndarray]
 def plot_sim(ax, t: xr.DataArray, y: xr.DataArray, color, label: str | None = None, **kw) -> None:
     """Seed mean of y (solid) and its min-max band over seeds, against the seed-mean t."""
     tt, mean = _positive(t.mean("seed"), y.mean("seed"))
-    ax.plot(tt, mean, color=color, lw=1.6, label=label, **kw)
+    ax.plot(tt, mean, color=color, lw=2.2, label=label, **kw)
     ax.fill_between(tt, y.min("seed"), y.max("seed"), color=color, alpha=0.25, lw=0)
 
 
@@ -57,7 +58,7 @@ def plot_theory(ax, t: xr.DataArray, y: xr.DataArray, **style) -> None:
 
 
 def _legend_entries(colors: dict, fmt: Callable[[object], str], theory: str) -> list[Line2D]:
-    handles = [Line2D([], [], color=c, lw=1.6, label=fmt(v)) for v, c in colors.items()]
+    handles = [Line2D([], [], color=c, lw=2.2, label=fmt(v)) for v, c in colors.items()]
     return handles + [Line2D([], [], label=f"theory {theory}", **THEORY_STYLE)]
 
 
@@ -65,13 +66,28 @@ def _palette(values) -> dict:
     return dict(zip(values, sns.color_palette("colorblind", len(values))))
 
 
+def _loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x (NaN with fewer than two distinct x)."""
+    x, y = np.log(np.ravel(x)), np.log(np.ravel(y))
+    return np.polyfit(x, y, 1)[0] if np.unique(x).size > 1 else np.nan
+
+
+def _log_ticks(ax, values) -> None:
+    """Major x ticks at `values` (plain labels), no minor labels."""
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def figure_f1(results: Path) -> plt.Figure:
     """p/p* against t per (a, rho), coloured by p0; GD-vs-flow error against kappa; causal mode."""
-    traj, theory, metrics = load_experiment(results, "F1")
-    kappa = traj.kappa.min().item()
-    traj, theory = traj.sel(kappa=kappa), theory.sel(kappa=kappa)
+    traj_all, theory, metrics = load_experiment(results, "F1")
+    kappa = traj_all.kappa.min().item()
+    traj, theory = traj_all.sel(kappa=kappa), theory.sel(kappa=kappa)
     colors = _palette(traj.p0.values)
-    mosaic = [[f"a{i}_r{j}" for i in range(traj.sizes["a"])] + [side] for j, side in enumerate(["err", "causal"])]
+    has_causal = (results / "F1c").exists()
+    rows = max(traj.sizes["rho"], 2)
+    side = ["err"] * (rows // 2) + ["causal" if has_causal else "err"] * (rows - rows // 2)
+    mosaic = [[f"a{i}_r{min(j, traj.sizes['rho'] - 1)}" for i in range(traj.sizes["a"])] + [side[j]] for j in range(rows)]
     fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 7), layout="constrained", width_ratios=[1, 1, 1, 1.15])
     for i, a in enumerate(traj.a.values):
         for j, rho in enumerate(traj.rho.values):
@@ -80,7 +96,7 @@ def figure_f1(results: Path) -> plt.Figure:
                 run, th = traj.sel(a=a, rho=rho, p0=p0), theory.sel(a=a, rho=rho, p0=p0)
                 plot_sim(ax, run.t, run.p / run.p_star, c)
                 plot_theory(ax, run.t, th.p / run.p_star)
-            ax.set(xscale="log", title=f"$a$ = {a:g}, $\\rho$ = {rho:g}", xlabel=T_LABEL if j else "",
+            ax.set(xscale="log", title=f"$a$ = {a:g}, $\\rho$ = {rho:g}", xlabel=T_LABEL,
                    ylabel=P_LABEL if i == 0 else "", ylim=(-0.03, 1.08))
     ax = axes["err"]
     for p0, c in colors.items():
@@ -92,22 +108,22 @@ def figure_f1(results: Path) -> plt.Figure:
     ax.plot(ks, 3 * ks, color="gray", ls=":", label=r"$3\kappa$ (sec. 3.4)")
     ax.text(0.03, 0.97, f"exact GD map (18): max rel. err. {metrics.max_rel_err_map.max():.0e}",
             transform=ax.transAxes, va="top", fontsize="small")
-    ax.set(xscale="log", yscale="log", xlabel=r"$\kappa = \lambda_{\rm lr}\,\sigma$",
+    ax.set(xscale="log", yscale="log", xlabel=r"step-size knob $\kappa = \lambda\sigma$ (C6)",
            ylabel="max relative error of $p$", title="GD vs flow (13), all $a$, $\\rho$, seeds")
+    _log_ticks(ax, ks)
     ax.legend(loc="lower right")
-    ax = axes["causal"]
-    if (results / "F1c").exists():
+    if has_causal:
+        ax = axes["causal"]
         causal, causal_th, _ = load_experiment(results, "F1c")
-        circ = load_experiment(results, "F1")[0].sel(a=causal.a.item(), rho=causal.rho.item(), p0=causal.p0.item(),
-                                                      kappa=causal.kappa.item())
+        circ = traj_all.sel(a=causal.a.item(), rho=causal.rho.item(), p0=causal.p0.item(), kappa=causal.kappa.item())
         plot_sim(ax, circ.t, circ.p / circ.p_star, "gray", label="circular (F1)", ls=":")
         plot_sim(ax, causal.t, causal.p / causal.p_star, colors[causal.p0.item()], label="causal (F1c)")
         plot_theory(ax, causal.t, causal_th.p / causal.p_star, label="theory (13), causal stats")
         ax.legend(loc="upper left")
-        ax.set(title=f"F1c: causal mode, $a$ = {causal.a.item():g}, $p_0$ = {causal.p0.item():g}")
-    else:
-        ax.text(0.5, 0.5, "F1c (causal mode) not configured", ha="center", transform=ax.transAxes)
-    ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL)
+        ax.text(0.03, 0.6, f"mean $t_{{1/2}}$: causal {causal.t_half.mean().item():.3f},\n"
+                f"circular {circ.t_half.mean().item():.3f}", transform=ax.transAxes, fontsize="small")
+        ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL,
+               title=f"F1c: causal mode, $a$ = {causal.a.item():g}, $p_0$ = {causal.p0.item():g}")
     fig.legend(handles=_legend_entries(colors, lambda v: f"$p_0$ = {v:g}", "(13)"), loc="outside lower center",
                ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band ($\\kappa$ = {kappa:g})")
     return fig
@@ -125,7 +141,7 @@ def figure_f2(results: Path) -> plt.Figure:
         for name in ("c", "b"):
             plot_sim(axes[name], run.t, run[name].isel(state=0), col)
             plot_theory(axes[name], run.t, th[name].isel(state=0))
-    axes["p"].set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL, title="product $p = cb$")
+    axes["p"].set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL, title=r"product $p = cb$ ($\Delta = \pm 1$ coincide)")
     for name, role in (("c", "output weight"), ("b", "input weight")):
         axes[name].set(xscale="log", yscale="log", xlabel=T_LABEL, ylabel=f"${name}(t)$", title=f"{role} ${name}$")
     ax = axes["tau"]
@@ -133,15 +149,16 @@ def figure_f2(results: Path) -> plt.Figure:
     grid = np.concatenate([[0.0], np.geomspace(1e-2, 2 * np.abs(traj.balance).max().item(), 200)])
     ax.plot(grid, terminal_time_constant(sigma, eta, grid), label=r"$\tau/(2\lambda_\Delta)$ (15)", **THEORY_STYLE)
     ax.axhline(1 / (2 * sigma), color="gray", ls=":", label=r"$\tau/(2\sigma)$ (balanced)")
-    lazy = grid[grid >= 0.1]
+    lazy = grid[grid >= 0.5]
     ax.plot(lazy, lazy_time_constant(sigma, eta, lazy), color="gray", ls="-.", label=r"$\tau/(\eta|\Delta|)$ (lazy)")
     fit = metrics.groupby("balance")[["tau_fit", "tau_term"]].agg(["mean", "min", "max"])
     for delta, row in fit.iterrows():
         y = row["tau_fit"]
         ax.errorbar(abs(delta), y["mean"], yerr=[[y["mean"] - y["min"]], [y["max"] - y["mean"]]], color=colors[delta],
-                    marker="v" if delta < 0 else "o", ms=8, ls="none", mfc="none" if delta < 0 else colors[delta])
-        ax.plot(abs(delta), row["tau_term"]["mean"], "kx", ms=7)
-    ax.set(xscale="symlog", yscale="log", xlim=(-0.02, grid[-1]), xlabel=r"$|\Delta| = |c_0^2 - b_0^2|$",
+                    marker="v" if delta < 0 else "o", ms=14 if delta < 0 else 8, mew=1.5, ls="none",
+                    mfc="none" if delta < 0 else colors[delta])
+        ax.plot(abs(delta), row["tau_term"]["mean"], "kx", ms=7, zorder=5)
+    ax.set(yscale="log", xlim=(-0.02, grid[-1]), ylim=(0.03, 1.0), xlabel=r"$|\Delta| = |c_0^2 - b_0^2|$",
            ylabel=r"terminal time constant ($\tau$ units)", title="terminal time constant")
     ax.set_xscale("symlog", linthresh=0.1)
     ax.legend(handles=ax.get_legend_handles_labels()[0] + [
@@ -162,36 +179,37 @@ TABLE_EXPONENTS = {("tied", "per_state"): ("-1 (log-corr.)", "-2"), ("tied", "to
 def _n_scaling_panel(ax, m: pd.DataFrame, measured: str, predicted: str, row: int) -> None:
     """Measured (markers, seed min-max bars) and predicted (dashed) quantity against N, per (param, init_norm)."""
     combos = list(TABLE_EXPONENTS)
+    handles = []
     for (combo, col), marker in zip(_palette(combos).items(), "osD^"):
         g = m[(m.param == combo[0]) & (m.init_norm == combo[1])].groupby("N")
         y, th = g[measured].agg(["mean", "min", "max"]), g[predicted].mean()
-        slope = np.polyfit(np.log(y.index), np.log(y["mean"]), 1)[0]
-        ax.errorbar(y.index, y["mean"], yerr=[y["mean"] - y["min"], y["max"] - y["mean"]], color=col, marker=marker,
-                    ms=7, mfc="none", ls="none", label=f"{combo[0]}, {combo[1]}: fit {slope:+.2f} "
-                                                       f"(table {TABLE_EXPONENTS[combo][row]})")
+        slope = _loglog_slope(y.index, y["mean"])
+        handles.append(ax.errorbar(y.index, y["mean"], yerr=[y["mean"] - y["min"], y["max"] - y["mean"]], color=col,
+                                   marker=marker, ms=7, mfc="none", ls="none",
+                                   label=f"{combo[0]}, {combo[1]}: slope {slope:+.2f}; table {TABLE_EXPONENTS[combo][row]}"))
         ax.plot(th.index, th.values, color=col, ls="--", lw=1.1)
     n = np.array(sorted(m.N.unique()), dtype=float)
-    top = m[measured].max()
+    anchor = m.loc[m.N == n[0], measured].mean()
     for k, ls in ((1, ":"), (2, (0, (1, 3)))):
-        ax.plot(n, top * n ** -k, color="gray", ls=ls, label=f"reference $N^{{-{k}}}$")
+        handles += ax.plot(n, anchor * (n / n[0]) ** -k, color="gray", ls=ls, label=f"reference $N^{{-{k}}}$")
     ax.set(xscale="log", yscale="log", xlabel=plots.LABELS["N"])
-    ax.set_xticks(n, [f"{x:g}" for x in n])
-    ax.legend(loc="lower left", fontsize="x-small")
+    _log_ticks(ax, n)
+    ax.legend(handles=handles, loc="lower left", fontsize="x-small")
 
 
 def figure_f3(results: Path) -> plt.Figure:
-    """log-log t_half (balanced) and lazy time constant (Delta = -20) against N, identical vs spread poles."""
+    """log-log t_half (balanced) and lazy time constant (Delta < 0) against N, identical vs spread poles."""
     metrics = load_experiment(results, "F3")[2]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10), layout="constrained")
-    for col, spread in enumerate(["identical", "spread"]):
-        m = metrics[metrics.spread == spread]
-        _n_scaling_panel(axes[0, col], m[m.balance == 0], "t_half", "t_half_th", 0)
-        axes[0, col].set(title=f"balanced ($\\Delta$ = 0), {spread} $a_n$",
-                         ylabel=r"half time $t_{1/2}$ ($\tau$ units)" if col == 0 else "")
-        lazy = m[m.balance == m.balance.min()]
-        _n_scaling_panel(axes[1, col], lazy, "tau_fit", "tau_term", 1)
-        axes[1, col].set(title=f"lazy ($\\Delta$ = {lazy.balance.iloc[0]:g}), {spread} $a_n$",
-                         ylabel=r"terminal time constant ($\tau$ units)" if col == 0 else "")
+    spreads, balances = metrics.spread.unique(), sorted(metrics.balance.unique(), reverse=True)
+    fig, axes = plt.subplots(len(balances), len(spreads), figsize=(6.5 * len(spreads), 5 * len(balances)),
+                             layout="constrained", squeeze=False)
+    for row, delta in enumerate(balances):
+        lazy = delta != 0
+        for col, spread in enumerate(spreads):
+            m = metrics[(metrics.spread == spread) & (metrics.balance == delta)]
+            _n_scaling_panel(axes[row, col], m, *(("tau_fit", "tau_term") if lazy else ("t_half", "t_half_th")), int(lazy))
+            axes[row, col].set(title=f"{'lazy' if lazy else 'balanced'} ($\\Delta$ = {delta:g}), {spread} $a_n$",
+                               ylabel=(r"terminal time constant" if lazy else r"half time $t_{1/2}$") + r" ($\tau$ units)")
     fig.suptitle("markers: measured (seed mean, min-max bars); dashed: theory (26)-(28), ODE (11) for untied spread")
     return fig
 
@@ -210,24 +228,32 @@ def figure_f4(results: Path) -> plt.Figure:
                 run, th = traj.sel(spread=s, p0=p0, depth=depth), theory.sel(spread=s, p0=p0, depth=depth)
                 plot_sim(ax, run.t, run.p / run.p_star, colors[2 * depth])
                 plot_theory(ax, run.t, th.p / run.p_star)
-            ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL, title=f"{s} filters, $p_0$ = {p0:g}")
+            start = (traj.p.isel(step=0) / traj.p_star).sel(spread=s, p0=p0).mean("seed").values
+            ax.set(xscale="log", xlabel=T_LABEL, ylabel=P_LABEL,
+                   title=f"{s} filters\n$p_0/p^*$ = " + " / ".join(f"{v:.3g}" for v in start) + " ($D$ = "
+                         + " / ".join(str(2 * d) for d in traj.depth.values) + ")")
     ax = axes["T"]
     D = 2 * traj.depth
     scale = traj.eta * traj.p_star ** (2 - 2 / D)
-    ratio = (traj.p_star / traj.p0).mean("seed")
+    ratio = (traj.p_star / traj.p.isel(step=0)).mean("seed")
     measured, predicted = (traj.t_half * scale).mean("seed"), (theory.t_half_th * scale).mean("seed")
+    handles = []
     for depth in traj.depth.values:
-        sel = {"depth": depth}
-        x, order = ratio.sel(sel).values.ravel(), np.argsort(ratio.sel(sel).values.ravel())
+        d, col = 2 * depth, colors[2 * depth]
+        x, y = ratio.sel(depth=depth), measured.sel(depth=depth).transpose(*ratio.sel(depth=depth).dims)
+        slope = _loglog_slope(x, y)
+        law = "log law" if d == 2 else f"power law {1 - 2 / d:.2f}"
+        handles.append(Line2D([], [], color=col, ls="--", label=f"$D$ = {d}: slope {slope:.2f} ({law})"))
         for s, marker in zip(spreads, "os"):
-            ax.plot(ratio.sel(sel, spread=s).values, measured.sel(sel, spread=s).values, marker=marker, ls="none",
-                    color=colors[2 * depth], mfc="none", ms=8)
-        ax.plot(x[order], predicted.sel(sel).values.ravel()[order], color=colors[2 * depth], ls="--")
-    ax.set(xscale="log", yscale="log", xlabel=r"$p^*/p_0$", title=r"half time, rescaled by (25)",
+            ax.plot(x.sel(spread=s), y.sel(spread=s), marker=marker, ls="none", color=col, mfc="none", ms=8)
+        order = np.argsort(x.values.ravel())
+        ax.plot(x.values.ravel()[order], predicted.sel(depth=depth).transpose(*x.dims).values.ravel()[order],
+                color=col, ls="--")
+    ax.set(xscale="log", yscale="log", xlabel=r"$p^*/p_0$ (measured at $t = 0$)", title=r"half time, rescaled by (25)",
            ylabel=r"$T_D = t_{1/2}\,\eta\,p^{*\,2-2/D}$")
-    ax.legend(handles=[Line2D([], [], color="gray", marker=mk, mfc="none", ls="none", label=f"measured, {s}")
-                       for s, mk in zip(spreads, "os")]
-              + [Line2D([], [], color="gray", ls="--", label="theory (22) quadrature")], loc="upper left")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(handles=handles + [Line2D([], [], color="gray", marker=mk, mfc="none", ls="none", label=f"measured, {s}")
+                                 for s, mk in zip(spreads, "os")], loc="upper left", title="theory (22) dashed")
     fig.legend(handles=_legend_entries(colors, lambda v: f"$D$ = {v}", "(21)"), loc="outside lower center",
                ncol=len(colors) + 1, title=f"simulation: seed mean, min-max band (lr = {traj.lam.max().item():g})")
     return fig
@@ -243,8 +269,8 @@ def figure_f5(results: Path) -> plt.Figure:
         run, th = traj.sel(a0=a0), theory.sel(a0=a0)
         plot_sim(axes[0], run.t, run.p, col)
         plot_theory(axes[0], run.t, th.p)
-        fixed = logistic_p(run.t.where(run.t >= 0, 0), run.p0, run.sigma, run.eta)
-        plot_theory(axes[0], run.t, xr.DataArray(fixed, dims=run.t.dims, coords=run.t.coords), color=col, ls=":", lw=1.8)
+        fixed = xr.apply_ufunc(logistic_p, run.t.fillna(0), run.p0, run.sigma, run.eta)
+        plot_theory(axes[0], run.t, fixed.where(run.t.notnull()), color=col, ls=":", lw=1.8)
         plot_sim(axes[1], run.t, run.pole.isel(state=0), col)
         plot_theory(axes[1], run.t, th.pole.isel(state=0))
     axes[0].axhline(teacher["g_star"], color="gray", lw=0.8)

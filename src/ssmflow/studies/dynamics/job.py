@@ -48,12 +48,18 @@ def prepare(spec: dict) -> tuple[rn.RunTable, dict[str, np.ndarray]]:
         run = table.run(i)
         a = rn.poles(run, teacher["a_star"], kind)
         sig, eta = _population(a, teacher, float(run["rho"]))
-        p_star = rn.model_optimum(run["param"], int(run["depth"]), sig, eta)
-        b0, c0 = rn.initial_params(run, p_star)
-        sch = rn.schedule(run, kind, lr_mode, sig, eta, t_max)
+        p_star = rn.model_optimum(run["param"], int(run["depth"]), sig, eta, _trained_gain(spec))
+        scale = p_star if spec["settings"]["p0_mode"] == "relative" else 1.0
+        b0, c0 = rn.initial_params(run, scale)
+        sch = rn.schedule(run, kind, lr_mode, sig, eta, t_max, scale)
         for k, v in zip(out, (a, b0, c0, sch.lam, sch.t_end, sch.rate, p_star), strict=True):
             out[k].append(v)
     return table, {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def _trained_gain(spec: dict) -> float | None:
+    """With trained poles the model class contains the teacher: p* = g*."""
+    return spec["common"]["teacher"]["g_star"] if spec["settings"]["kind"] == "trained_a" else None
 
 
 def _population(a: np.ndarray, teacher: dict, rho: float):
@@ -95,7 +101,7 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None, batching: str = "
     # must not depend on what else is in its shard
     sigma_n, eta_nm, syy = jax.jit(lambda *a: jax.lax.map(lambda x: empirical_stats(*x, conv), a))(u, y, poles)
     sigma_n, eta_nm, syy = map(np.asarray, (sigma_n, eta_nm, syy))
-    p_star = np.array([rn.model_optimum(param, depth, s, e) for s, e in zip(sigma_n, eta_nm, strict=True)])
+    p_star = np.array([rn.model_optimum(param, depth, s, e, _trained_gain(spec)) for s, e in zip(sigma_n, eta_nm, strict=True)])
 
     times = nominal_times(spec)
     steps = train.record_steps(times, host["lam"], host["t_end"])
@@ -189,6 +195,7 @@ def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_sta
     ds.attrs = store.provenance(
         digest(spec), spec["common"]["precision"], study=spec["study"], experiment=spec["experiment"],
         shard=spec["shard"], kind=spec["settings"]["kind"], lr_mode=spec["settings"]["lr_mode"],
+        p0_mode=spec["settings"]["p0_mode"],
         steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(wall),
         teacher=spec["common"]["teacher"], data=spec["common"]["data"],
     )

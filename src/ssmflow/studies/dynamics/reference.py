@@ -17,6 +17,8 @@ Names and dims match the trajectories, so `traj - theory` needs no renaming.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import xarray as xr
 
@@ -101,7 +103,7 @@ def theory_dataset(traj: xr.Dataset) -> xr.Dataset:
         a = rn.poles(run, teacher["a_star"], kind)
         s_pop, e_pop = _population(a, teacher, float(run["rho"]))
         scal["sigma_pop"][i], scal["eta_pop"][i] = s_pop.sum(), e_pop.sum()
-        p_star = rn.model_optimum(run["param"], depth, s_n, e_nm)
+        p_star = rn.model_optimum(run["param"], depth, s_n, e_nm, teacher["g_star"] if kind == "trained_a" else None)
         scal["p_star"][i] = p_star
         p0 = p_rec[i, 0]
         tu, inv = np.unique(ti, return_inverse=True)  # a run may record the same k twice
@@ -179,7 +181,7 @@ def _flow(run, kind, depth, n, t, p0, b0, c0, s_n, e_nm, syy, teacher, p_star) -
                     loss_star=0.5 * (syy - s_n @ np.linalg.lstsq(e_nm, s_n, rcond=None)[0]),
                     t_half_th=th.t_half_numeric(dense, pd, p_star, 0.5), t_90_th=th.t_half_numeric(dense, pd, p_star, 0.9),
                     tau_term=1.0 / (2 * red.m * th.lambda_delta(red.sigma, red.eta, red.delta)))
-    red = rn.reduction(run, s_n, e_nm)
+    red = dataclasses.replace(rn.reduction(run, s_n, e_nm), p0=float(p0))  # the recorded initial gain
     p = th.unbalanced_p(red.m * t, red.p0, red.delta, red.sigma, red.eta)
     b, c = th.params_from_p(p / n, red.delta / n)
     loss = 0.5 * (syy - 2 * (p / n) * s_n.sum() + (p / n) ** 2 * e_nm.sum())

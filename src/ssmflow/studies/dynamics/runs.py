@@ -73,14 +73,14 @@ class Reduction:
     eta: float
 
 
-def reduction(run: dict, sigma_n: np.ndarray, eta_nm: np.ndarray) -> Reduction:
+def reduction(run: dict, sigma_n: np.ndarray, eta_nm: np.ndarray, scale_p0: float = 1.0) -> Reduction:
     """Scalar reduction (28) of a one-layer run from its (population or empirical) stats.
 
     Exact for identical poles; for spread poles with `tied` it is (26) exactly; for
     spread `untied` it is the proxy of section 4 (sigma_bar = sigma_N/N, eta_bar = eta_N/N^2).
     """
     n = int(run["N"])
-    s0, delta = float(run["p0"]), float(run["balance"])
+    s0, delta = float(run["p0"]) * scale_p0, float(run["balance"])
     per_state = run["init_norm"] == "per_state"
     p0_tot = n * s0 if per_state else s0
     delta_eff = n * delta if per_state else delta
@@ -89,25 +89,31 @@ def reduction(run: dict, sigma_n: np.ndarray, eta_nm: np.ndarray) -> Reduction:
     return Reduction(m=float(n if run["param"] == "tied" else 1), p0=p0_tot, delta=delta_eff, sigma=sigma_bar, eta=eta_bar)
 
 
-def initial_params(run: dict, p_star: float) -> tuple[np.ndarray, np.ndarray]:
+def initial_params(run: dict, scale_p0: float) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic initial (b, c), each (layer, width), width 1 if tied (C7, 3.5, 3.6).
 
-    One layer: every entry has product p0 and imbalance Delta (per_state) or p0/N and
-    Delta/N (total). Stacks: all 2*depth scalars equal, with gain p0 * p* (p0 is the
-    ratio p0/p* there).
+    The initial product is p0 * scale_p0 (scale_p0 = p* for `p0_mode: relative`, else 1).
+    One layer: every entry has that product and imbalance Delta (per_state), or the
+    product/N and Delta/N (total). Stacks: all 2*depth scalars equal (balanced, 3.5).
     """
     n, depth = int(run["N"]), int(run["depth"])
     width = 1 if run["param"] == "tied" else n
+    p0 = float(run["p0"]) * scale_p0
     if depth > 1:
-        w = (float(run["p0"]) * p_star) ** (1.0 / (2 * depth))
+        w = p0 ** (1.0 / (2 * depth))
         return np.full((depth, width), w), np.full((depth, width), w)
     scale = 1.0 if run["init_norm"] == "per_state" else 1.0 / n
-    b0, c0 = th.init_from_product(float(run["p0"]) * scale, float(run["balance"]) * scale)
+    b0, c0 = th.init_from_product(p0 * scale, float(run["balance"]) * scale)
     return np.full((1, width), float(b0)), np.full((1, width), float(c0))
 
 
-def model_optimum(param: str, depth: int, sigma_n: np.ndarray, eta_nm: np.ndarray) -> float:
-    """p* within the model class: tied N sigma_N/eta_N, untied 1^T eta^+ sigma, stacks sigma/eta."""
+def model_optimum(param: str, depth: int, sigma_n: np.ndarray, eta_nm: np.ndarray, trained_gain: float | None = None) -> float:
+    """p* within the model class: tied N sigma_N/eta_N, untied 1^T eta^+ sigma, stacks sigma/eta.
+
+    With trained poles (F5) the optimum is the teacher's gain, passed as `trained_gain`.
+    """
+    if trained_gain is not None:
+        return float(trained_gain)
     if depth > 1 or len(sigma_n) == 1:
         return float(sigma_n[0] / eta_nm[0, 0])
     if param == "tied":
@@ -139,7 +145,7 @@ class Schedule:
     rate: float  # lambda: half the terminal rate (C6)
 
 
-def schedule(run: dict, kind: str, lr_mode: str, sigma_n, eta_nm, t_max: float) -> Schedule:
+def schedule(run: dict, kind: str, lr_mode: str, sigma_n, eta_nm, t_max: float, scale_p0: float = 1.0) -> Schedule:
     """lam (C6) and t_end = t_90 + 20 tau/(2 lambda), capped at the record grid's t_max."""
     depth = int(run["depth"])
     if kind == "trained_a":
@@ -149,9 +155,9 @@ def schedule(run: dict, kind: str, lr_mode: str, sigma_n, eta_nm, t_max: float) 
         p_star = sigma / eta
         d = 2 * depth
         rate = 0.5 * d * eta * p_star ** (2 - 2 / d)
-        t_90 = float(th.depth_time(0.9 * p_star, float(run["p0"]) * p_star, sigma, eta, d))
+        t_90 = float(th.depth_time(0.9 * p_star, float(run["p0"]) * scale_p0, sigma, eta, d))
     else:
-        red = reduction(run, sigma_n, eta_nm)
+        red = reduction(run, sigma_n, eta_nm, scale_p0)
         rate = red.m * float(th.lambda_delta(red.sigma, red.eta, red.delta))
         p_star = red.sigma / red.eta
 
