@@ -85,10 +85,7 @@ def cmd_train(a) -> int:
 def cmd_gather(a) -> int:
     from ssmflow import store
 
-    ds = store.gather(a.shards, pad_dims={"state": "", "state2": "", "layer": ""})
-    if a.config:
-        cfg = cfgmod.load(a.config)
-        ds.attrs["config_digest"] = cfgmod.digest(cfg.get(ds.attrs.get("study", ""), cfg))
+    ds = store.gather(a.shards, pad_dims=("state", "state2", "layer"))
     store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer"))
     log.info("gathered %d shards into %s: %s", len(a.shards), a.out, dict(ds.sizes))
     return 0
@@ -176,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("gather", help="combine shard stores into one")
     s.add_argument("--out", required=True)
-    s.add_argument("--config")
     s.add_argument("shards", nargs="+")
     s.set_defaults(fn=cmd_gather)
 

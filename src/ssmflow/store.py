@@ -120,20 +120,29 @@ def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
         return xr.open_zarr(path, consolidated=False, **kw)
 
 
-def gather(paths: Iterable[str | os.PathLike], pad_dims: Mapping[str, str] | None = None) -> xr.Dataset:
+def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> xr.Dataset:
     """Combine shard stores (each with length-1 coords on its shard dims) into one Dataset.
 
-    `pad_dims` maps a ragged dim (e.g. 'state') to nothing special: shards with fewer
-    entries are NaN-padded to the largest, with integer coords 0..n-1.
+    Ragged dims in `pad_dims` (e.g. 'state') are NaN-padded to the largest shard, with
+    integer coords 0..n-1. Attrs common to all shards are kept; the gathered store's
+    `config_digest` is a digest of the shards' own digests (listed in `shard_digests`).
     """
+    from ssmflow.config import digest
+
+    paths = [Path(p) for p in paths]
     parts = [open_store(p).load() for p in paths]
-    for dim in pad_dims or {}:
+    for dim in pad_dims:
         size = max((p.sizes.get(dim, 0) for p in parts), default=0)
         parts = [p.reindex({dim: np.arange(size)}) if dim in p.dims else p for p in parts]
-    attrs = dict(parts[0].attrs)
-    for key in ("created", "slurm_job_id", "shard", "steps_per_second", "wall_seconds"):
-        attrs.pop(key, None)
+    shard_digests = [str(p.attrs.get("config_digest", "")) for p in parts]
     combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", data_vars="all", coords="different", join="outer", compat="no_conflicts")
-    combined.attrs.update(attrs)
-    combined.attrs["shards"] = [str(Path(p).name) for p in paths]
+    for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps"):
+        combined.attrs.pop(key, None)
+    combined.attrs.update(
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        config_digest=digest(shard_digests),
+        shard_digests=shard_digests,
+        shards=[p.name for p in paths],
+        slurm_job_ids=[str(p.attrs.get("slurm_job_id", "")) for p in parts],
+    )
     return combined
