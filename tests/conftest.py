@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import jax
@@ -52,3 +54,11 @@ def make_project(tmp: Path, config: dict) -> Path:
     with open(tmp / "config" / "config.yaml", "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return tmp
+
+
+def venv_env() -> dict:
+    """The environment for subprocesses: this interpreter's bin first on PATH (the `ssmflow`
+    and `snakemake` commands the rules run), whether or not the venv was activated."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env

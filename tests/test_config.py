@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_project, tiny_config
+from conftest import make_project, tiny_config, venv_env
 
 from ssmflow import config as cfgmod
 
@@ -49,7 +49,7 @@ def test_snakemake_stops_before_any_job(case, tmp_path):
     cfg = tiny_config()
     BAD[case][0](cfg)
     proj = make_project(tmp_path, cfg)
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True, env=venv_env())
     assert res.returncode != 0
     for fragment in BAD[case][1]:
         assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])

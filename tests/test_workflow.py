@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from conftest import ROOT, make_project, tiny_config
+from conftest import ROOT, make_project, tiny_config, venv_env
 
 from ssmflow import store
 
@@ -24,7 +23,7 @@ SMK = [sys.executable, "-m", "snakemake"]
 
 
 def smk(proj: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run([*SMK, "--cores", "2", *args], cwd=proj, capture_output=True, text=True)
+    res = subprocess.run([*SMK, "--cores", "2", *args], cwd=proj, capture_output=True, text=True, env=venv_env())
     if check and res.returncode != 0:
         raise AssertionError(res.stdout[-3000:] + res.stderr[-3000:])
     return res
@@ -118,27 +117,31 @@ def test_report_holds_every_figure(tiny):
 
 
 def test_sigkill_mid_training_leaves_no_corrupt_store(tmp_path):
+    import psutil
+
     cfg = tiny_config(F2={"t_record": [0.001, 200.0], "axes": {"a": [0.6], "p0": [0.0001], "kappa": [0.0002]}})
     cfg["dynamics"]["chunk_steps"] = 2000
     proj = make_project(tmp_path, cfg)
     shard = proj / "results/dynamics/F2/shards/N=1_param=untied_depth=1_conv=circular.zarr"
     log = proj / "results/logs/dynamics/F2/train_N=1_param=untied_depth=1_conv=circular.log"
-    proc = subprocess.Popen([*SMK, "--cores", "1"], cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([*SMK, "--cores", "1"], cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=venv_env())
     deadline = time.time() + 180
     while time.time() < deadline and not (log.exists() and "step " in log.read_text()):
         time.sleep(0.5)
     assert log.exists() and "step " in log.read_text(), "training never started"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    trainers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "train" in c.cmdline() and any("ssmflow" in a for a in c.cmdline())]
+    assert len(trainers) == 1
+    trainers[0].send_signal(signal.SIGKILL)  # the training job dies mid-run
+    assert proc.wait(timeout=120) != 0  # snakemake reports the failed job
     assert not shard.exists()  # nothing half-written at the final path
-    smk(proj, "--rerun-incomplete")
+    smk(proj)  # a plain rerun completes
     ds = store.open_store(shard)
     assert np.isfinite(ds.p.isel(step=0)).all() and int(ds.attrs["n_steps"]) > 10_000
     assert not list(shard.parent.glob("*.tmp-*"))  # no stale temporaries
 
 
 def test_lint_has_no_findings_beyond_missing_conda():
-    res = subprocess.run([*SMK, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run([*SMK, "--lint"], cwd=ROOT, capture_output=True, text=True, env=venv_env())
     kinds = set(re.findall(r"^\s+\* (.+?):$", res.stdout + res.stderr, re.M))
     # one project venv for every rule is deliberate (README); anything else is a finding
     assert kinds <= {"Specify a conda environment or container for each rule."}, kinds

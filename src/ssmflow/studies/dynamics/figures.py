@@ -28,10 +28,14 @@ T_LABEL = plots.LABELS["t"]
 P_LABEL = plots.LABELS["p_rel"]
 
 
-def load_experiment(results: Path, exp: str) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
-    """(trajectories, theory, metrics) of one experiment; length-1 run dims are dropped, `seed` is kept."""
+def load_experiment(results: Path, exp: str, keep: tuple[str, ...] = ()) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
+    """(trajectories, theory, metrics) of one experiment.
+
+    Length-1 run dims are dropped except those in `keep` (the dims a figure selects
+    on, so it works on any grid, a single value included); `seed` is kept.
+    """
     def squeeze(ds: xr.Dataset) -> xr.Dataset:
-        return ds.squeeze([d for d in RUN_DIMS if ds.sizes.get(d) == 1]).load()
+        return ds.squeeze([d for d in RUN_DIMS if ds.sizes.get(d) == 1 and d not in keep]).load()
 
     base = results / exp
     traj = squeeze(store.open_store(base / "trajectories.zarr"))
@@ -80,7 +84,7 @@ def _log_ticks(ax, values) -> None:
 
 def figure_f1(results: Path) -> plt.Figure:
     """p/p* against t per (a, rho), coloured by p0; GD-vs-flow error against kappa; causal mode."""
-    traj_all, theory, metrics = load_experiment(results, "F1")
+    traj_all, theory, metrics = load_experiment(results, "F1", keep=("a", "rho", "p0", "kappa"))
     kappa = traj_all.kappa.min().item()
     traj, theory = traj_all.sel(kappa=kappa), theory.sel(kappa=kappa)
     colors = _palette(traj.p0.values)
@@ -88,7 +92,8 @@ def figure_f1(results: Path) -> plt.Figure:
     rows = max(traj.sizes["rho"], 2)
     side = ["err"] * (rows // 2) + ["causal" if has_causal else "err"] * (rows - rows // 2)
     mosaic = [[f"a{i}_r{min(j, traj.sizes['rho'] - 1)}" for i in range(traj.sizes["a"])] + [side[j]] for j in range(rows)]
-    fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 7), layout="constrained", width_ratios=[1, 1, 1, 1.15])
+    n_a = traj.sizes["a"]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(3.6 * n_a + 4.2, 7), layout="constrained", width_ratios=[1] * n_a + [1.15])
     for i, a in enumerate(traj.a.values):
         for j, rho in enumerate(traj.rho.values):
             ax = axes[f"a{i}_r{j}"]
@@ -131,7 +136,7 @@ def figure_f1(results: Path) -> plt.Figure:
 
 def figure_f2(results: Path) -> plt.Figure:
     """Unbalanced N = 1: p/p*, c and b against t per Delta; terminal time constant against |Delta|."""
-    traj, theory, metrics = load_experiment(results, "F2")
+    traj, theory, metrics = load_experiment(results, "F2", keep=("balance",))
     colors = _palette(traj.balance.values)
     fig, axes = plt.subplot_mosaic([["p", "tau"], ["c", "b"]], figsize=(13, 9), layout="constrained")
     for delta, col in colors.items():
@@ -146,7 +151,7 @@ def figure_f2(results: Path) -> plt.Figure:
         axes[name].set(xscale="log", yscale="log", xlabel=T_LABEL, ylabel=f"${name}(t)$", title=f"{role} ${name}$")
     ax = axes["tau"]
     sigma, eta = traj.sigma.mean().item(), traj.eta.mean().item()
-    grid = np.concatenate([[0.0], np.geomspace(1e-2, 2 * np.abs(traj.balance).max().item(), 200)])
+    grid = np.concatenate([[0.0], np.geomspace(1e-2, max(2 * np.abs(traj.balance).max().item(), 10.0), 200)])
     ax.plot(grid, terminal_time_constant(sigma, eta, grid), label=r"$\tau/(2\lambda_\Delta)$ (15)", **THEORY_STYLE)
     ax.axhline(1 / (2 * sigma), color="gray", ls=":", label=r"$\tau/(2\sigma)$ (balanced)")
     lazy = grid[grid >= 0.5]
@@ -216,7 +221,7 @@ def figure_f3(results: Path) -> plt.Figure:
 
 def figure_f4(results: Path) -> plt.Figure:
     """p/p* against t per depth D (per filter variant and p0); normalized t_half against p*/p0."""
-    traj, theory, _ = load_experiment(results, "F4")
+    traj, theory, _ = load_experiment(results, "F4", keep=("spread", "p0", "depth"))
     colors = {2 * d: c for d, c in zip(traj.depth.values, sns.color_palette("colorblind", traj.sizes["depth"]))}
     spreads, p0s = list(traj.spread.values), list(traj.p0.values)
     mosaic = [[f"{s}_{j}" for j in range(len(p0s))] + ["T"] for s in spreads]
@@ -261,7 +266,7 @@ def figure_f4(results: Path) -> plt.Figure:
 
 def figure_f5(results: Path) -> plt.Figure:
     """Trained pole: p(t) against the trained-a ODE and the fixed-a0 logistic; a(t) converging to a*."""
-    traj, theory, _ = load_experiment(results, "F5")
+    traj, theory, _ = load_experiment(results, "F5", keep=("a0",))
     teacher = traj.attrs["teacher"]
     colors = _palette(traj.a0.values)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained")
