@@ -17,17 +17,34 @@ A study supplies four pure functions:
 and `optimizer_fn(run) -> optax.GradientTransformation` (default: plain GD with
 `run["lam"]`). The engine records divergence (non-finite loss) as data
 (`diverged_at`), freezes the diverged run and lets its neighbours go on.
+
+**Preemption-safe checkpoints.** With a checkpoint path (the `checkpoint=` argument,
+or an enclosing `with checkpointing(path, every_s):` as `ssmflow train` sets up), the
+engine saves the whole carry after a chunk whenever `every_s` seconds have passed
+since the last save, on SIGTERM (what SLURM sends before preempting or timing out a
+job), and at the end. A restarted job resumes from a checkpoint whose digest matches
+(inputs, schedule, chunking, shapes, JAX version and backend, the sources of the ssmflow
+modules in use) and skips the chunks already done; the chunks are the same compiled
+program on the same carry, so the result is bit-identical to an uninterrupted run. A
+checkpoint that does not match is ignored (and replaced). The caller deletes it with
+`clear_checkpoints` once its results are stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -101,7 +118,9 @@ class TrainResult:
     `diverged_at` (run,) is the first step with a non-finite loss or NO_STEP;
     `events[name]` (run,) is the first step at which that event held, or NO_STEP;
     `final_params` is the trained pytree (leading run axis); `steps_per_second` is the
-    measured throughput of the compiled loop (model steps of the whole ensemble).
+    measured throughput of the compiled loop (model steps of the whole ensemble);
+    `resumed_at` is the step a checkpoint resumed from (0 for a fresh start) and
+    `chunks_run` the number of chunks this call computed.
     """
 
     records: dict[str, np.ndarray]
@@ -110,6 +129,8 @@ class TrainResult:
     final_params: Any
     steps_per_second: float
     n_steps: int
+    resumed_at: int = 0
+    chunks_run: int = 0
 
 
 def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +261,148 @@ def init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, width):
     return eqx.filter_jit(eqx.filter_vmap(one))(runs)
 
 
+# ----------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = "ssmflow-checkpoint-1"
+DEFAULT_CHECKPOINT_EVERY_S = 300.0
+
+
+@dataclass
+class _CheckpointContext:
+    path: Path
+    every_s: float
+    key: str
+    calls: int = 0
+
+
+_ACTIVE: list[_CheckpointContext] = []
+
+
+@contextlib.contextmanager
+def checkpointing(path: str | os.PathLike, every_s: float = DEFAULT_CHECKPOINT_EVERY_S, key: Any = "") -> Iterator[Path]:
+    """Checkpoint every `train_ensemble` call inside the block (unless it passes its own).
+
+    The first call uses `path`, a second call in the same block `path.1`, and so on, so a
+    job that trains several ensembles resumes each one. `key` (e.g. the job spec's
+    digest) goes into the checkpoint digest. Remove the files with
+    `clear_checkpoints(path)` once the job's results are stored.
+    """
+    ctx = _CheckpointContext(Path(path), float(every_s), str(key))
+    _ACTIVE.append(ctx)
+    try:
+        yield ctx.path
+    finally:
+        _ACTIVE.remove(ctx)
+
+
+def clear_checkpoints(path: str | os.PathLike) -> None:
+    """Delete the checkpoint at `path`, its `path.N` siblings and stale temporaries."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for f in path.parent.iterdir():
+        rest = f.name[len(path.name):] if f.name.startswith(path.name) else None
+        if rest == "" or (rest and (rest[1:].isdigit() or rest.startswith(".tmp-")) and rest[0] == "."):
+            f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # only if empty
+
+
+def _source_digest() -> str:
+    """Digest of the sources of every ssmflow module imported so far (the engine, the study
+    being trained, the shared SSM code): a checkpoint never outlives a change of the code
+    that produced it, while edits to another study leave it valid."""
+    root = Path(__file__).resolve().parent
+    files = set()
+    for name, mod in list(sys.modules.items()):
+        if (name == "ssmflow" or name.startswith("ssmflow.")) and getattr(mod, "__file__", None):
+            files.add(Path(mod.__file__).resolve())
+    h = hashlib.sha256()
+    for f in sorted(files):
+        rel = f.relative_to(root) if f.is_relative_to(root) else f
+        h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _checkpoint_digest(key: str, runs: Mapping[str, Any], steps: np.ndarray, chunk_steps: int, batching: str, carry: Any) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes the trajectory."""
+    h = hashlib.sha256()
+    leaves = jax.tree.leaves(eqx.filter(carry, eqx.is_array))
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "key": key,
+        "chunk_steps": int(chunk_steps),
+        "batching": batching,
+        "jax": jax.__version__,
+        "x64": bool(jax.config.jax_enable_x64),
+        "backend": jax.default_backend(),
+        "sources": _source_digest(),
+        "carry": [(tuple(x.shape), str(x.dtype)) for x in leaves],
+    }
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    for path, leaf in jax.tree_util.tree_flatten_with_path(runs)[0]:  # every input of every run
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        a = np.asarray(leaf)
+        h.update(f"{jax.tree_util.keystr(path)}:{a.dtype}:{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(np.ascontiguousarray(steps).tobytes())
+    return h.hexdigest()[:32]
+
+
+def save_checkpoint(path: str | os.PathLike, carry: Any, *, digest: str, done: int, n_total: int) -> None:
+    """Write `carry` atomically: a one-line JSON header, then the leaves (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    header = {"format": CHECKPOINT_FORMAT, "digest": digest, "done": int(done), "n_total": int(n_total), "saved": time.time()}
+    try:
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(header).encode() + b"\n")
+            eqx.tree_serialise_leaves(f, carry)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, like: Any, digest: str) -> tuple[Any, int] | None:
+    """`(carry, done)` from a checkpoint at `path` whose digest matches, else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            if header.get("format") != CHECKPOINT_FORMAT or header.get("digest") != digest:
+                return None
+            carry = eqx.tree_deserialise_leaves(f, like)
+        return carry, int(header["done"])
+    except (OSError, ValueError, KeyError, RuntimeError) as err:  # truncated or foreign file
+        log.warning("ignoring unreadable checkpoint %s: %s", path, err)
+        return None
+
+
+@contextlib.contextmanager
+def _sigterm_flag(enabled: bool) -> Iterator[list[bool]]:
+    """While training with checkpoints, SIGTERM sets a flag (checked between chunks)."""
+    flag = [False]
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def default_optimizer(run) -> optax.GradientTransformation:
     """Plain full-batch gradient descent with the run's own learning rate `run["lam"]`."""
     return optax.sgd(run["lam"])
@@ -258,6 +421,8 @@ def train_ensemble(
     log_every_s: float = 5.0,
     logger: logging.Logger | None = None,
     batching: str = "map",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every_s: float | None = None,
 ) -> TrainResult:
     """Train an ensemble of runs with one compiled `lax.scan` per chunk of steps.
 
@@ -272,6 +437,10 @@ def train_ensemble(
       compiled program, so every run is bit-identical to the same run trained alone;
       "vmap" vectorizes across runs (faster for wide per-step work, but XLA may round
       batched reductions differently in the last bit).
+    - `checkpoint`: path of a checkpoint file (default: the enclosing `checkpointing`
+      block's, else none). Saved after a chunk once `checkpoint_every_s` seconds
+      (default: the block's, else 300) have passed since the last save, on SIGTERM, and
+      at the end; resumed from when its digest matches. 0 saves after every chunk.
 
     **Returns:** a `TrainResult`.
     """
@@ -290,27 +459,65 @@ def train_ensemble(
     if batching not in ("map", "vmap"):
         raise ValueError(f"`batching` (={batching!r}) must be 'map' or 'vmap'.")
     chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching)
-    done, t_start, t_log, compute_s = 0, time.perf_counter(), -np.inf, 0.0
-    while done < n_total:
-        t0 = time.perf_counter()
-        carry = chunk(carry, runs)
-        jax.block_until_ready(carry["k"])
-        dt = time.perf_counter() - t0
-        if done > 0:  # the first chunk includes compilation
-            compute_s += dt
-        done += chunk_steps
-        now = time.perf_counter()
-        if now - t_log >= log_every_s or done >= n_total:
-            t_log = now
-            losses = np.asarray(carry["last_loss"])
-            logger.info(
-                "step %d/%d  loss median %.6g  min %.6g  diverged %d/%d  %.0f steps/s  (%.1f s)",
-                min(done, n_total), n_total, np.nanmedian(losses) if np.isfinite(losses).any() else np.nan,
-                np.nanmin(losses) if np.isfinite(losses).any() else np.nan,
-                int((np.asarray(carry["diverged_at"]) >= 0).sum()), n_runs,
-                chunk_steps / dt, now - t_start,
-            )
-    timed_steps = max(done - chunk_steps, 0)
+
+    ckpt_key = ""
+    if checkpoint is None and _ACTIVE:
+        ctx = _ACTIVE[-1]
+        checkpoint = ctx.path if ctx.calls == 0 else ctx.path.with_name(f"{ctx.path.name}.{ctx.calls}")
+        ctx.calls += 1
+        ckpt_key = ctx.key
+        if checkpoint_every_s is None:
+            checkpoint_every_s = ctx.every_s
+    every_s = DEFAULT_CHECKPOINT_EVERY_S if checkpoint_every_s is None else float(checkpoint_every_s)
+    done = resumed_at = 0
+    if checkpoint is not None:
+        ckpt_digest = _checkpoint_digest(ckpt_key, runs, steps, chunk_steps, batching, carry)
+        loaded = load_checkpoint(checkpoint, carry, ckpt_digest)
+        if loaded is not None:
+            carry, done = loaded
+            resumed_at = done
+            logger.info("resumed at step %d/%d from checkpoint %s", done, n_total, checkpoint)
+        elif Path(checkpoint).exists():
+            logger.info("ignoring checkpoint %s: it belongs to another job, code or setup", checkpoint)
+
+    def save(reason: str) -> None:
+        t = time.perf_counter()
+        save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=done, n_total=n_total)
+        logger.info("checkpoint at step %d/%d (%s, %.2f s): %s", min(done, n_total), n_total, reason, time.perf_counter() - t, checkpoint)
+
+    t_start, t_log, compute_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0
+    t_saved = t_start
+    with _sigterm_flag(checkpoint is not None) as terminated:
+        while done < n_total:
+            t0 = time.perf_counter()
+            carry = chunk(carry, runs)
+            jax.block_until_ready(carry["k"])
+            dt = time.perf_counter() - t0
+            if chunks_run > 0:  # the first chunk of a process includes compilation
+                compute_s += dt
+            chunks_run += 1
+            done += chunk_steps
+            now = time.perf_counter()
+            if terminated[0]:  # SLURM preempts or times out the job: save, then exit as killed
+                save("SIGTERM")
+                raise SystemExit(128 + signal.SIGTERM)
+            if checkpoint is not None and done < n_total and now - t_saved >= every_s:
+                save(f"every {every_s:g} s")
+                t_saved = time.perf_counter()
+            if now - t_log >= log_every_s or done >= n_total:
+                t_log = now
+                losses = np.asarray(carry["last_loss"])
+                logger.info(
+                    "step %d/%d  loss median %.6g  min %.6g  diverged %d/%d  %.0f steps/s  (%.1f s)",
+                    min(done, n_total), n_total, np.nanmedian(losses) if np.isfinite(losses).any() else np.nan,
+                    np.nanmin(losses) if np.isfinite(losses).any() else np.nan,
+                    int((np.asarray(carry["diverged_at"]) >= 0).sum()), n_runs,
+                    chunk_steps / dt, now - t_start,
+                )
+    if checkpoint is not None and chunks_run > 0 and time.perf_counter() - t_start >= every_s:
+        save("finished")  # a job killed before its results are stored need not train again
+    logger.info("ran %d chunks of %d steps in this process (resumed at step %d)", chunks_run, chunk_steps, resumed_at)
+    timed_steps = max(chunks_run - 1, 0) * chunk_steps
     sps = timed_steps / compute_s if compute_s > 0 else float("nan")
 
     records = {}
@@ -327,4 +534,6 @@ def train_ensemble(
         final_params=carry["model"],
         steps_per_second=sps,
         n_steps=n_total,
+        resumed_at=resumed_at,
+        chunks_run=chunks_run,
     )

@@ -1,0 +1,204 @@
+"""The real workflow on a real SLURM cluster, through `--workflow-profile workflow/profiles/slurm`.
+
+Needs a running cluster: `tests/cluster/start_local_slurm.sh` (as root) starts a single-node
+one on loopback; `.ci/run` does so. Without one these tests are skipped with the reason, and
+with SSMFLOW_REQUIRE_SLURM=1 (set by .ci/run) they fail instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import make_project, tiny_config, venv_env
+
+from ssmflow import store
+
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+
+SMK = [sys.executable, "-m", "snakemake"]
+# the shipped profile, plus a fast first status poll (plugin default: 40 s)
+SLURM = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "2"]
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
+
+
+def cluster_problem() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a cluster is up and usable."""
+    if shutil.which("sinfo") is None:
+        return "no SLURM client (sinfo not on PATH); start a local cluster with tests/cluster/start_local_slurm.sh (root)"
+    try:
+        res = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo timed out: slurmctld not responding"
+    if res.returncode != 0:
+        return f"SLURM cluster not up (sinfo: {res.stderr.strip()[:200]}); start it with tests/cluster/start_local_slurm.sh"
+    states = [s.strip().rstrip("*~#$@") for s in res.stdout.split()]
+    if not any(s in ("idle", "mix", "alloc", "comp") for s in states):
+        return f"no usable SLURM node (states: {states})"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    problem = cluster_problem()
+    if problem is not None:
+        if os.environ.get("SSMFLOW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SSMFLOW_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+
+
+def run_smk(proj: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Snakemake in `proj`; on time-out SIGINT (which makes it scancel its SLURM jobs), then kill."""
+    proc = subprocess.Popen([*SMK, *args], cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env or venv_env())
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        raise AssertionError(f"snakemake timed out after {timeout} s:\n{out[-4000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def submitted(out: str) -> dict[str, str]:
+    """SLURM job id -> its SLURM log path, from Snakemake's output."""
+    return {m.group(1): m.group(2) for m in SUBMITTED.finditer(out)}
+
+
+def canonical_csv(path: Path) -> pd.DataFrame:
+    """A metrics CSV with sorted columns and rows: the column order of a CSV written from a
+    reopened Zarr store follows the order in which zarr lists its arrays, which varies."""
+    df = pd.read_csv(path)
+    df = df[sorted(df.columns)]
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+def shard_stores(proj: Path) -> list[Path]:
+    return sorted(proj.glob("results/dynamics/*/shards/*.zarr"))
+
+
+@pytest.fixture(scope="module")
+def slurm_and_local(cluster, tmp_path_factory):
+    """The tiny config run once through SLURM and once locally (no profile)."""
+    cfg = tiny_config()
+    on_slurm = make_project(tmp_path_factory.mktemp("slurm"), cfg)
+    local = make_project(tmp_path_factory.mktemp("local"), cfg)
+    t0 = time.time()
+    # the local run goes on beside the SLURM run (which mostly waits for job starts and polls)
+    loc = subprocess.Popen([*SMK, "--cores", "1"], cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=venv_env())
+    res = run_smk(on_slurm, *SLURM)
+    slurm_s = time.time() - t0
+    loc_out, _ = loc.communicate(timeout=600)
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert loc.returncode == 0, loc_out[-4000:]
+    print(f"\ntiny config, side by side: SLURM run {slurm_s:.0f} s, both done after {time.time() - t0:.0f} s")
+    return on_slurm, local, res.stdout
+
+
+def test_every_training_job_ran_as_a_slurm_job(slurm_and_local):
+    proj, _, out = slurm_and_local
+    jobs = submitted(out)
+    shards = shard_stores(proj)
+    assert len(shards) == 3 and len(jobs) == 3, (shards, jobs)
+    ids = {str(store.open_store(s).attrs["slurm_job_id"]) for s in shards}
+    assert ids == set(jobs), (ids, jobs)  # each shard written inside its own SLURM job
+    # only training is submitted: checks, gather, theory, evaluate and figures are local rules
+    assert all("/rule_dynamics_train/" in log for log in jobs.values()), jobs
+    for exp in ("F1", "F3"):
+        gathered = store.open_store(proj / f"results/dynamics/{exp}/trajectories.zarr")
+        assert all(re.fullmatch(r"\d+", str(j)) for j in gathered.attrs["slurm_job_ids"])
+    assert not list(proj.glob("results/.checkpoints/**/*.ckpt"))  # removed once the stores exist
+
+
+def test_slurm_results_equal_a_local_run(slurm_and_local):
+    proj, local, _ = slurm_and_local
+    for exp in ("F1", "F3"):
+        for name in ("trajectories.zarr", "theory.zarr", "metrics.zarr"):
+            a = store.open_store(proj / f"results/dynamics/{exp}/{name}").load()
+            b = store.open_store(local / f"results/dynamics/{exp}/{name}").load()
+            xr.testing.assert_equal(a, b)  # data and coords, bit for bit; attrs (time, job ids) aside
+        a, b = (canonical_csv(p / f"results/dynamics/{exp}/metrics.csv") for p in (proj, local))
+        pd.testing.assert_frame_equal(a, b)
+    assert (proj / "results/dynamics/figures/F1.png").exists() and (proj / "results/dynamics/figures/F3.png").exists()
+    # the local run had no SLURM job
+    assert store.open_store(next(iter(shard_stores(local)))).attrs["slurm_job_id"] == ""
+
+
+def test_a_failing_job_makes_snakemake_exit_nonzero(cluster, tmp_path):
+    """A real failure: the JAX compile cache path lies under a regular file, so every
+    training job dies on its first line (inside its SLURM job)."""
+    cfg = tiny_config(F1={"t_record": [0.01, 20.0], "axes": {"a": [0.5], "p0": [0.0001], "kappa": [0.02]}})
+    cfg["compile_cache"] = "results/not_a_directory/jax_cache"
+    proj = make_project(tmp_path, cfg)
+    (proj / "results").mkdir()
+    (proj / "results/not_a_directory").write_text("a file where a directory is expected\n")
+    res = run_smk(proj, *SLURM)
+    assert res.returncode != 0, res.stdout[-4000:]
+    jobs = submitted(res.stdout)
+    assert len(jobs) == 2, jobs  # the training job and the profile's one retry, both on SLURM
+    assert re.search(r"Error in rule dynamics_train", res.stdout), res.stdout[-4000:]
+    assert not shard_stores(proj) and not (proj / "results/dynamics/F1/trajectories.zarr").exists()
+    log = (proj / "results/logs/dynamics/F1/train_N=1_param=untied_depth=1_conv=circular.log").read_text()
+    assert "jax_cache" in log and ("NotADirectoryError" in log or "FileExistsError" in log), log[-2000:]
+
+
+def test_an_interrupted_run_resumes_from_the_checkpoint(cluster, tmp_path):
+    """SIGINT to Snakemake cancels the running SLURM job mid-training; the rerun resumes the
+    job from its checkpoint (not from step 0) and completes."""
+    cfg = tiny_config(F2={"t_record": [0.001, 100.0], "axes": {"a": [0.6], "p0": [0.0001], "kappa": [0.0005], "conv": ["causal"]}})
+    cfg["dynamics"].update(chunk_steps=1000, seeds=2, data={"length": 256, "n_seq": 8})
+    cfg["checkpoint_every_s"] = 0  # a checkpoint after every chunk
+    proj = make_project(tmp_path, cfg)
+    name = "N=1_param=untied_depth=1_conv=causal"
+    ckpt = proj / f"results/.checkpoints/dynamics/F2/{name}.ckpt"
+    log = proj / f"results/logs/dynamics/F2/train_{name}.log"
+    shard = proj / f"results/dynamics/F2/shards/{name}.zarr"
+
+    target = "results/dynamics/F2/trajectories.zarr"  # training + gather; theory and figures add nothing here
+    proc = subprocess.Popen([*SMK, *SLURM, target], cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=venv_env())
+    deadline, done = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None and done < 2000:
+        time.sleep(0.1)
+        try:
+            done = json.loads(ckpt.read_bytes().split(b"\n", 1)[0]).get("done", 0)
+        except (OSError, ValueError):
+            done = 0
+    assert proc.poll() is None and done >= 2000, f"no checkpoint while training ran: {proc.poll()}"
+    proc.send_signal(signal.SIGINT)  # like Ctrl-C: Snakemake scancels its SLURM jobs
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-3000:]
+    (first_id,) = submitted(out)
+    assert not shard.exists() and ckpt.exists()
+    for _ in range(120):  # the cancelled job leaves the queue
+        if "RUNNING" not in subprocess.run(["squeue", "-h", "-j", first_id, "-o", "%T"], capture_output=True, text=True).stdout:
+            break
+        time.sleep(0.5)
+
+    res = run_smk(proj, *SLURM, target)
+    assert res.returncode == 0, res.stdout[-4000:]
+    (second_id,) = submitted(res.stdout)
+    text = log.read_text()
+    m = re.search(r"resumed at step (\d+)/(\d+)", text)
+    assert m and int(m.group(1)) >= 2000, text[-3000:]
+    k, n_total = int(m.group(1)), int(m.group(2))
+    assert int(re.search(r"ran (\d+) chunks", text).group(1)) == -(-(n_total - k) // 1000)
+    ds = store.open_store(shard)
+    assert str(ds.attrs["slurm_job_id"]) == second_id != first_id and int(ds.attrs["n_steps"]) == n_total
+    assert not ckpt.exists() and (proj / target).exists()
+    print(f"\ninterrupted SLURM job {first_id} resumed as job {second_id} at step {k}/{n_total}")
