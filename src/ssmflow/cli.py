@@ -3,17 +3,20 @@
     ssmflow shards   [--config C] [--study S]          list the shards a config expands to
     ssmflow spec     --study S --experiment E --shard X print one shard's job spec (JSON)
     ssmflow train    --spec JSON --out STORE            train one shard, write its store atomically
+                     [--checkpoint PATH] [--checkpoint-every S]  (resumes a killed job)
     ssmflow gather   --out STORE SHARD...               combine shard stores
     ssmflow theory   --study S --traj T --out STORE     theory on the trajectories' coords
-    ssmflow evaluate --study S --traj T --theory R --out-zarr Z --out-csv C
+    ssmflow evaluate --study S --traj T [--theory R] --out-zarr Z --out-csv C
     ssmflow figure   --study S --name F --results DIR --out PNG
     ssmflow checks   --study S --out JSON               identity checks that gate training
+    ssmflow s4d-kernel-limit --spec JSON --out STORE    the s4d LegS kernel-limit store
     ssmflow summary  STORE                              describe a results dataset
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -76,8 +79,19 @@ def cmd_train(a) -> int:
     _setup(spec["common"]["precision"], a.cache)
     job = _study(spec["study"], "job")
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
-    ds = job.train_shard(spec)
-    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer"))
+    ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
+    with contextlib.ExitStack() as stack:
+        if ckpt:
+            from ssmflow.config import digest
+            from ssmflow.train import checkpointing
+
+            stack.enter_context(checkpointing(ckpt, a.checkpoint_every, key=digest(spec)))
+        ds = job.train_shard(spec)
+    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer", "channel", "mode"))
+    if ckpt:
+        from ssmflow.train import clear_checkpoints
+
+        clear_checkpoints(ckpt)  # the store is complete: the checkpoint has done its job
     log.info("wrote %s (%.0f steps/s, %.1f s)", a.out, ds.attrs["steps_per_second"], ds.attrs["wall_seconds"])
     return 0
 
@@ -85,8 +99,8 @@ def cmd_train(a) -> int:
 def cmd_gather(a) -> int:
     from ssmflow import store
 
-    ds = store.gather(a.shards, pad_dims=("state", "state2", "layer"))
-    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer"))
+    ds = store.gather(a.shards, pad_dims=("state", "state2", "layer", "mode"))
+    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer", "channel", "mode"))
     log.info("gathered %d shards into %s: %s", len(a.shards), a.out, dict(ds.sizes))
     return 0
 
@@ -104,11 +118,16 @@ def cmd_theory(a) -> int:
 def cmd_evaluate(a) -> int:
     from ssmflow import store
 
-    traj, theory = store.open_store(a.traj).load(), store.open_store(a.theory).load()
+    traj = store.open_store(a.traj).load()
+    theory = store.open_store(a.theory).load() if a.theory else None  # None: the study has no theory store
     metrics = _study(a.study, "evaluate").metrics_dataset(traj, theory)
     store.write_atomic(metrics, a.out_zarr, whole=("seed",))
     Path(a.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    metrics.to_dataframe().reset_index().to_csv(a.out_csv, index=False)
+    # a stable layout: the study's canonical run dims first, variables sorted, rows sorted
+    canon = [d for d in (*grid.study_module(a.study).RUN_DIMS, "seed") if d in metrics.dims]
+    order = canon + sorted(set(metrics.dims) - set(canon))
+    frame = metrics[sorted(metrics.data_vars)].to_dataframe(dim_order=order).reset_index()
+    frame.sort_values(order).to_csv(a.out_csv, index=False)
     return 0
 
 
@@ -129,6 +148,18 @@ def cmd_checks(a) -> int:
         Path(a.out).unlink()
         log.error("identity checks failed: %s", failed)
         return 1
+    return 0
+
+
+def cmd_s4d_kernel_limit(a) -> int:
+    from ssmflow import store
+    from ssmflow.studies.s4d.legs_limit import convergence_dataset
+
+    spec = json.loads(a.spec)
+    ds = convergence_dataset(spec["N"], spec["dt"], t_max=spec["t_max"])
+    ds.attrs.update(store.provenance(cfgmod.digest(spec), "float64", study="s4d", experiment="kernel_limit"))
+    store.write_atomic(ds, a.out, whole=("N", "measure", "dt", "c", "kind", "k", "t"))
+    log.info("wrote %s: max dense-vs-modes error %.2g", a.out, float(ds.dense_error.max()))
     return 0
 
 
@@ -169,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spec", required=True, help="shard spec as JSON, or @file.json")
     s.add_argument("--out", required=True)
     s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    s.add_argument("--checkpoint", help="checkpoint file to save to and resume from (default: STORE.ckpt; 'none': off)")
+    s.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SECONDS",
+                   help="save a checkpoint after a chunk once this many seconds passed since the last (default 300)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("gather", help="combine shard stores into one")
@@ -185,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="simulation against theory, per run")
     s.add_argument("--study", required=True)
     s.add_argument("--traj", required=True)
-    s.add_argument("--theory", required=True)
+    s.add_argument("--theory", help="theory store (omit for a study without one, e.g. s4d)")
     s.add_argument("--out-zarr", required=True)
     s.add_argument("--out-csv", required=True)
     s.set_defaults(fn=cmd_evaluate)
@@ -201,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_checks)
+
+    s = sub.add_parser("s4d-kernel-limit", help="s4d: the LegS kernel-limit store (no training)")
+    s.add_argument("--spec", required=True, help="the s4d.kernel_limit config section as JSON")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_s4d_kernel_limit)
 
     s = sub.add_parser("summary", help="describe a results dataset")
     s.add_argument("store")

@@ -20,11 +20,16 @@ SPINE = ["__init__.py", "_types.py", "cli.py", "config.py", "grid.py", "store.py
 
 
 
+# Studies built on the shared SSM core: their jobs also rerun when src/ssmflow/ssm/ changes.
+SSM_STUDIES = ("s4d",)
+
+
 def pkg_src(study):
-    """The package files a study's jobs run: the spine plus studies/<study>/."""
+    """The package files a study's jobs run: the spine, studies/<study>/ and, for SSM_STUDIES, ssm/."""
     spine = [f"src/ssmflow/{name}" for name in SPINE if Path(f"src/ssmflow/{name}").exists()]
     own = sorted(str(p) for p in Path(f"src/ssmflow/studies/{study}").rglob("*.py"))
-    return spine + ["src/ssmflow/studies/__init__.py"] + own
+    core = sorted(str(p) for p in Path("src/ssmflow/ssm").rglob("*.py")) if study in SSM_STUDIES else []
+    return spine + ["src/ssmflow/studies/__init__.py"] + core + own
 
 
 def get_shard(study, exp, shard):
@@ -66,11 +71,37 @@ def train_mem_mb(study):
     return mem
 
 
+# SLURM time limit of a training job in minutes, per attempt (a retry gets twice as long
+# and resumes from the job's checkpoint, so a time-out loses at most one checkpoint
+# interval). A documented constant: a shard's cost is not known before it is planned.
+# Every dynamics shard of config/paper.yaml trains in under 5 min on one CPU core; raise
+# it for a study's training with the profile's set-resources (e.g. runtime 240).
+TRAIN_RUNTIME_MIN = 60
+
+
+def train_runtime(wildcards, attempt):
+    """resources function: the SLURM time limit (minutes) of a training job."""
+    return TRAIN_RUNTIME_MIN * attempt
+
+
+# Training jobs checkpoint to results/.checkpoints/<study>/<exp>/<shard>.ckpt, outside
+# their directory() output (Snakemake deletes that before a job reruns), every
+# `checkpoint_every_s` seconds of the config. The interval is passed as a resource, not a
+# param, so changing it reruns nothing:
+#   resources: checkpoint_every_s=CHECKPOINT_EVERY_S
+#   shell: "ssmflow train ... --checkpoint PATH --checkpoint-every {resources.checkpoint_every_s}"
+CHECKPOINT_EVERY_S = VALID["checkpoint_every_s"]
+
+
 def final_outputs():
     """The default targets: per study, its stores, metrics and figures."""
     out = []
     if "dynamics" in SHARDS:
         out += dynamics_outputs()
+    if "icl" in SHARDS:
+        out += icl_outputs()
+    if "s4d" in SHARDS:
+        out += s4d_outputs()
     return out
 
 
@@ -92,3 +123,54 @@ def dynamics_outputs():
         [f"results/dynamics/{e}/metrics.csv" for e in exps]
         + [f"results/dynamics/figures/{f}.png" for f in figs]
     )
+
+
+# --- s4d ----------------------------------------------------------------------------
+from ssmflow.studies import s4d as s4d_study
+
+
+def s4d_shard_spec(wildcards):
+    """params function: the JSON job spec of an s4d shard, without the sections training
+    does not read (the kernel-limit settings), so editing those reruns no training."""
+    spec = get_shard("s4d", wildcards.exp, wildcards.shard).spec
+    return json.dumps(s4d_study.training_spec(spec), sort_keys=True)
+
+
+def s4d_kernel_limit_spec(wildcards):
+    """params function: the s4d.kernel_limit config section as JSON."""
+    return json.dumps(VALID["s4d"]["kernel_limit"], sort_keys=True)
+
+
+def s4d_figure_inputs(wildcards):
+    """input function: the stores an s4d figure reads (trajectories + metrics, or the kernel limit)."""
+    exps = s4d_study.figure_inputs(VALID["s4d"]["experiments"])[wildcards.fig]
+    if s4d_study.FIGURES[wildcards.fig] == "limit":
+        return {"limit": "results/s4d/legs_convergence.zarr"}
+    return {f"{kind}_{e}": f"results/s4d/{e}/{name}" for e in exps
+            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"))}
+
+
+def s4d_outputs():
+    """Every final output of the s4d study: metrics per experiment, the kernel limit, figures."""
+    exps = list(VALID["s4d"]["experiments"])
+    return (
+        [f"results/s4d/{e}/metrics.csv" for e in exps]
+        + ["results/s4d/legs_convergence.zarr"]
+        + [f"results/s4d/figures/{f}.png" for f in s4d_study.figure_inputs(exps)]
+    )
+
+
+from ssmflow.studies import icl as icl_study
+
+
+def icl_figure_inputs(wildcards):
+    """input function: trajectories and theory of the experiment an icl figure (<figure>_<exp>) reads."""
+    exps = icl_study.figure_inputs(VALID["icl"]["experiments"])[wildcards.fig]
+    return {f"{kind}_{e}": f"results/icl/{e}/{name}" for e in exps
+            for kind, name in (("traj", "trajectories.zarr"), ("theory", "theory.zarr"))}
+
+
+def icl_outputs():
+    """Every final output of the icl study: metrics per experiment and figures."""
+    exps = VALID["icl"]["experiments"]
+    return [f"results/icl/{e}/metrics.csv" for e in exps] + [f"results/icl/figures/{f}.png" for f in icl_study.figure_inputs(exps)]

@@ -1,4 +1,6 @@
 # The `dynamics` study: checks -> train[shard] -> gather -> theory -> evaluate -> figures.
+# On SLURM only dynamics_train is submitted (one job per shard); every other rule is a
+# light localrule run on the submit host, so a big grid does not become many tiny jobs.
 # Identity checks of spec group A (statistics, exact GD map): they gate training.
 rule dynamics_checks:
     input:
@@ -7,6 +9,7 @@ rule dynamics_checks:
         "results/dynamics/checks.json",
     log:
         "results/logs/dynamics/checks.log",
+    localrule: True
     shell:
         "ssmflow checks --study dynamics --out {output} > {log} 2>&1"
 
@@ -28,9 +31,13 @@ rule dynamics_train:
     threads: 1
     resources:
         mem_mb=train_mem_mb("dynamics"),
-        runtime=60,
+        runtime=train_runtime,
+        cpus_per_task=lambda wildcards, threads: threads,
+        checkpoint_every_s=CHECKPOINT_EVERY_S,
     shell:
-        "ssmflow train --spec {params.spec:q} --out {output} --cache {params.cache:q} > {log} 2>&1"
+        "ssmflow train --spec {params.spec:q} --out {output} --cache {params.cache:q}"
+        " --checkpoint results/.checkpoints/dynamics/{wildcards.exp}/{wildcards.shard}.ckpt"
+        " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
 
 
 # Combine the shards of one experiment into a labelled Dataset.
@@ -55,6 +62,7 @@ rule dynamics_theory:
         directory("results/dynamics/{exp}/theory.zarr"),
     log:
         "results/logs/dynamics/{exp}/theory.log",
+    localrule: True
     shell:
         "ssmflow theory --study dynamics --traj {input.traj} --out {output} > {log} 2>&1"
 

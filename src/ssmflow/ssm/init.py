@@ -1,0 +1,121 @@
+"""Diagonal initializations of S4D (Gu et al. 2022, section 4; shared spec s4d.md eqs. 5-11).
+
+Every init returns the N/2 kept eigenvalues lambda_n (one per conjugate pair, Im >= 0)
+and input weights B_n of each channel, as complex arrays of shape `(channel, mode)`:
+
+    S4D-LegS:  lambda = -1/2 + i mu (mu > 0 of the LegS normal part), B = (1/2) U* B_LegS
+    S4D-Inv:   lambda_n = -1/2 + i (N/pi) (N/(2n+1) - 1)
+    S4D-Lin:   lambda_n = -1/2 + i pi n
+    S4D-Real:  lambda_n = -(n+1)
+    random:    lambda_n = -1/2 + i pi (N/2) U_n,  U_n ~ Uniform[0, 1] per (channel, mode)
+
+B = 1 except for LegS. Two knobs apply to every init: `imag_scale` (the alpha of the
+frequency-bias study) multiplies Im(lambda), `real_scale` multiplies Re(lambda).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssmflow._types import Array, Complex, Float, PRNGKeyArray
+from ssmflow.ssm.hippo import legs_normal_eig
+
+
+class DiagonalInit(NamedTuple):
+    """Initial eigenvalues and input weights of every channel, each `(channel, mode)` complex."""
+
+    lam: Complex[Array, "channel mode"]
+    b: Complex[Array, "channel mode"]
+
+
+def _modes(state_size: int) -> np.ndarray:
+    if state_size < 2 or state_size % 2:
+        raise ValueError(f"`state_size` (={state_size}) must be an even integer >= 2 (N/2 conjugate-pair modes).")
+    return np.arange(state_size // 2, dtype=float)
+
+
+def _assemble(re: np.ndarray | Array, im: np.ndarray | Array, b: np.ndarray | Array, channels: int,
+              imag_scale: float, real_scale: float) -> DiagonalInit:
+    """Broadcast per-mode values to `(channel, mode)` and apply the two scales."""
+    ctype = jnp.result_type(complex)
+    lam = real_scale * jnp.asarray(re) + 1j * imag_scale * jnp.asarray(im)
+    shape = (channels, jnp.shape(lam)[-1])
+    return DiagonalInit(jnp.broadcast_to(lam, shape).astype(ctype), jnp.broadcast_to(jnp.asarray(b), shape).astype(ctype))
+
+
+def s4d_lin_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                 real_scale: float = 1.0) -> DiagonalInit:
+    """S4D-Lin (eq. 6): lambda_n = -1/2 + i pi n, B = 1."""
+    del key
+    n = _modes(state_size)
+    return _assemble(-0.5 * np.ones_like(n), np.pi * n, np.ones_like(n), channels, imag_scale, real_scale)
+
+
+def s4d_inv_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                 real_scale: float = 1.0) -> DiagonalInit:
+    """S4D-Inv (eq. 7): lambda_n = -1/2 + i (N/pi)(N/(2n+1) - 1), B = 1."""
+    del key
+    n = _modes(state_size)
+    im = state_size / np.pi * (state_size / (2 * n + 1) - 1)
+    return _assemble(-0.5 * np.ones_like(n), im, np.ones_like(n), channels, imag_scale, real_scale)
+
+
+def s4d_real_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                  real_scale: float = 1.0) -> DiagonalInit:
+    """S4D-Real (eq. 10): lambda_n = -(n+1), the eigenvalues of A_LegS; B = 1."""
+    del key
+    n = _modes(state_size)
+    return _assemble(-(n + 1), np.zeros_like(n), np.ones_like(n), channels, imag_scale, real_scale)
+
+
+def s4d_random_init(key: PRNGKeyArray, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                    real_scale: float = 1.0) -> DiagonalInit:
+    """Random imaginary parts band-matched to S4D-Lin (eq. 11, spec D7).
+
+    lambda_n = -1/2 + i pi (N/2) U_n with U_n ~ Uniform[0, 1] i.i.d. per (channel, mode); B = 1.
+    """
+    n = _modes(state_size)
+    u = jax.random.uniform(key, (channels, n.size), dtype=jnp.result_type(float))
+    return _assemble(-0.5 * jnp.ones_like(u), np.pi * (state_size / 2) * u, np.ones_like(n), channels, imag_scale, real_scale)
+
+
+def s4d_legs_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                  real_scale: float = 1.0, b_scale: float = 0.5) -> DiagonalInit:
+    """S4D-LegS (eq. 9): the eigenvalues -1/2 + i mu (mu > 0) of the LegS normal part.
+
+    B = b_scale U* B_LegS on the kept modes; b_scale = 1/2 is what the LegS kernel limit
+    needs (spec D5, section 7); b_scale = 1 is its negative control.
+    """
+    del key
+    eig = legs_normal_eig(state_size)
+    return _assemble(-0.5 * np.ones_like(eig.mu), eig.mu, b_scale * eig.b_proj, channels, imag_scale, real_scale)
+
+
+INITS: dict[str, Callable[..., DiagonalInit]] = {
+    "legs": s4d_legs_init,
+    "inv": s4d_inv_init,
+    "lin": s4d_lin_init,
+    "real": s4d_real_init,
+    "random": s4d_random_init,
+}
+
+
+def diagonal_init(name: str, key: PRNGKeyArray, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                  real_scale: float = 1.0) -> DiagonalInit:
+    """The init called `name` (one of `INITS`) for `channels` channels of state size N."""
+    if name not in INITS:
+        raise ValueError(f"`init` (={name!r}) is not an S4D initialization; expected one of {sorted(INITS)}.")
+    return INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale)
+
+
+def init_log_step(key: PRNGKeyArray, channels: int, dt_min: float, dt_max: float) -> Float[Array, " channel"]:
+    """log Delta ~ Uniform[log dt_min, log dt_max], one per channel (eq. 5)."""
+    if not 0 < dt_min <= dt_max:
+        raise ValueError(f"step range needs 0 < `dt_min` (={dt_min}) <= `dt_max` (={dt_max}).")
+    u = jax.random.uniform(key, (channels,), dtype=jnp.result_type(float))
+    return np.log(dt_min) + u * (np.log(dt_max) - np.log(dt_min))

@@ -1,0 +1,184 @@
+"""S4D layers as Equinox modules (s4d.md section 6): parameters only, the math in `ssm/*`.
+
+- `DiagonalSSM`: H independent SISO diagonal SSMs (one per channel, no tying), stored
+  as real leaves log_re, im, b_re, b_im, c_re, c_im, d, log_dt (spec D3-D4).
+- `S4DLayer`: v = GELU(SSM(z)), dropout tied over time, GLU(Linear_{H -> 2H}(v)).
+- `S4DBlock`: the prenorm residual block u + Dropout(S4DLayer(LayerNorm(u))).
+- `S4DModel`: Linear encoder, a stack of blocks, pooling over time, Linear decoder.
+
+A model maps one sequence; batches are `jax.vmap`ed by the caller, and the kernels
+(which do not depend on the input) are then computed once per batch.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ssmflow._types import Array, Complex, Float, PRNGKeyArray
+from ssmflow.ssm.conv import causal_fft_conv
+from ssmflow.ssm.discretize import METHODS, discretize
+from ssmflow.ssm.init import diagonal_init, init_log_step
+from ssmflow.ssm.kernels import vandermonde_kernel
+
+POOLINGS = ("mean", "last", "none")
+
+
+def tied_dropout(x: Float[Array, "time channel"], rate: float, key: PRNGKeyArray | None) -> Float[Array, "time channel"]:
+    """Dropout with one mask per channel, shared by every time step; identity if `key` is None or rate 0."""
+    if key is None or rate == 0:
+        return x
+    keep = jax.random.bernoulli(key, 1 - rate, (1, x.shape[-1]))
+    return jnp.where(keep, x / (1 - rate), 0)
+
+
+class DiagonalSSM(eqx.Module):
+    """H diagonal SSMs with N/2 conjugate-pair modes each, applied by FFT convolution.
+
+    Re(lambda) = -exp(log_re) < 0 for any value of the leaves, so every discrete
+    eigenvalue has modulus < 1 after any gradient step.
+    """
+
+    log_re: Float[Array, "channel mode"]
+    im: Float[Array, "channel mode"]
+    b_re: Float[Array, "channel mode"]
+    b_im: Float[Array, "channel mode"]
+    c_re: Float[Array, "channel mode"]
+    c_im: Float[Array, "channel mode"]
+    d: Float[Array, " channel"]
+    log_dt: Float[Array, " channel"]
+    method: str = eqx.field(static=True)
+
+    def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
+                 key: PRNGKeyArray):
+        """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
+        `ssmflow.ssm.init.INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
+        log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
+        of lambda; `key`: PRNG key (C, D, Delta and the random init)."""
+        if method not in METHODS:
+            raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
+        if not real_scale > 0:
+            raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
+        k_init, k_c, k_d, k_dt = jax.random.split(key, 4)
+        lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale)
+        self.log_re = jnp.log(-lam.real)
+        self.im = lam.imag
+        self.b_re, self.b_im = b.real, b.imag
+        c = jax.random.normal(k_c, (2, channels, state_size // 2), dtype=lam.real.dtype) * jnp.sqrt(0.5)
+        self.c_re, self.c_im = c[0], c[1]
+        self.d = jax.random.normal(k_d, (channels,), dtype=lam.real.dtype)
+        self.log_dt = init_log_step(k_dt, channels, dt_min, dt_max)
+        self.method = method
+
+    def eigenvalues(self) -> Complex[Array, "channel mode"]:
+        """lambda = -exp(log_re) + i im (eq. 4)."""
+        return -jnp.exp(self.log_re) + 1j * self.im
+
+    def step(self) -> Float[Array, " channel"]:
+        """The step size Delta = exp(log_dt) of each channel."""
+        return jnp.exp(self.log_dt)
+
+    def kernel(self, length: int) -> Float[Array, "channel time"]:
+        """The discrete convolution kernel of every channel (eqs. 12-14)."""
+        disc = discretize(self.eigenvalues(), self.b_re + 1j * self.b_im, self.step()[:, None], self.method)
+        return vandermonde_kernel(disc.log_abar, (self.c_re + 1j * self.c_im) * disc.bbar, length)
+
+    def __call__(self, u: Float[Array, "time channel"]) -> Float[Array, "time channel"]:
+        """y = Kbar * u + D u per channel (eq. 15); `u` and `y` are `(L, H)`."""
+        y = causal_fft_conv(u.T, self.kernel(u.shape[0])).T
+        return y + self.d * u
+
+
+class S4DLayer(eqx.Module):
+    """GELU(SSM(z)) -> tied dropout -> GLU(Linear_{H -> 2H}), on `(L, H)`."""
+
+    ssm: DiagonalSSM
+    out: eqx.nn.Linear
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
+                 key: PRNGKeyArray):
+        k_ssm, k_out = jax.random.split(key)
+        self.ssm = DiagonalSSM(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
+                               imag_scale=imag_scale, key=k_ssm)
+        self.out = eqx.nn.Linear(channels, 2 * channels, key=k_out)
+        self.dropout = dropout
+
+    def __call__(self, z: Float[Array, "time channel"], *, key: PRNGKeyArray | None = None) -> Float[Array, "time channel"]:
+        v = jax.nn.gelu(self.ssm(z))
+        v = tied_dropout(v, self.dropout, key)
+        return jax.nn.glu(jax.vmap(self.out)(v), axis=-1)
+
+
+class S4DBlock(eqx.Module):
+    """Prenorm residual block (eq. 19): u + Dropout(S4DLayer(LayerNorm(u))), on `(L, H)`."""
+
+    norm: eqx.nn.LayerNorm
+    layer: S4DLayer
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
+                 key: PRNGKeyArray):
+        self.norm = eqx.nn.LayerNorm(channels)
+        self.layer = S4DLayer(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
+                              imag_scale=imag_scale, dropout=dropout, key=key)
+        self.dropout = dropout
+
+    def __call__(self, u: Float[Array, "time channel"], *, key: PRNGKeyArray | None = None) -> Float[Array, "time channel"]:
+        k_layer, k_res = jax.random.split(key) if key is not None else (None, None)
+        return u + tied_dropout(self.layer(jax.vmap(self.norm)(u), key=k_layer), self.dropout, k_res)
+
+
+class S4DModel(eqx.Module):
+    """Encoder -> `depth` S4D blocks -> pooling over time -> decoder: a small classifier/regressor.
+
+    Maps one sequence `(L, d_in)` to `(d_out,)` (pooling "mean" or "last") or to
+    `(L, d_out)` (pooling "none", sequence-to-sequence).
+    """
+
+    encoder: eqx.nn.Linear
+    blocks: tuple[S4DBlock, ...]
+    decoder: eqx.nn.Linear
+    pooling: str = eqx.field(static=True)
+
+    def __init__(self, d_in: int, d_out: int, *, channels: int, state_size: int, depth: int, init: str = "legs",
+                 method: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0,
+                 dropout: float = 0.0, pooling: str = "mean", key: PRNGKeyArray):
+        """**Arguments:** `d_in`, `d_out`: input features and outputs; `channels`: H;
+        `state_size`: N; `depth`: number of blocks; `init`, `method`, `dt_min`, `dt_max`,
+        `imag_scale`: as `DiagonalSSM`; `dropout`: rate; `pooling`: "mean", "last" or
+        "none"; `key`: PRNG key."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` (={pooling!r}) is not supported; expected one of {POOLINGS}.")
+        if depth < 1:
+            raise ValueError(f"`depth` (={depth}) must be >= 1.")
+        k_enc, k_dec, *k_blocks = jax.random.split(key, depth + 2)
+        self.encoder = eqx.nn.Linear(d_in, channels, key=k_enc)
+        self.blocks = tuple(
+            S4DBlock(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
+                     imag_scale=imag_scale, dropout=dropout, key=k)
+            for k in k_blocks
+        )
+        self.decoder = eqx.nn.Linear(channels, d_out, key=k_dec)
+        self.pooling = pooling
+
+    def __call__(self, x: Float[Array, "time d_in"], *, key: PRNGKeyArray | None = None) -> Float[Array, "*time d_out"]:
+        """**Arguments:** `x`: one sequence `(L, d_in)`; `key`: dropout key (None: no dropout).
+        **Returns:** `(d_out,)`, or `(L, d_out)` with pooling "none"."""
+        keys = jax.random.split(key, len(self.blocks)) if key is not None else [None] * len(self.blocks)
+        u = jax.vmap(self.encoder)(x)
+        for block, k in zip(self.blocks, keys, strict=True):
+            u = block(u, key=k)
+        if self.pooling == "mean":
+            return self.decoder(jnp.mean(u, axis=0))
+        if self.pooling == "last":
+            return self.decoder(u[-1])
+        return jax.vmap(self.decoder)(u)
+
+    def ssms(self) -> tuple[DiagonalSSM, ...]:
+        """The diagonal SSM of every block, first to last."""
+        return tuple(block.layer.ssm for block in self.blocks)

@@ -1,0 +1,68 @@
+"""The `icl` study: SSMs that learn in context by gradient descent (Sushma et al. 2024).
+
+This module is light (no JAX import): it names the grid axes, checks a config's icl
+section beyond what the JSON schema can say, and maps figures to the experiments they read.
+
+Experiment kinds: `gdssm` (GD-SSM with K blocks on linear tasks: spec E1-E4, E6),
+`baselines` (LSA, LTI SSM and the GD-SSM ablations: E5) and `sine` (the non-linear
+extension: E7).
+"""
+
+from __future__ import annotations
+
+#: the axes each experiment kind takes (all of them, no more)
+KIND_AXES = {
+    "gdssm": ("d", "n_context", "blocks"),
+    "baselines": ("model", "d", "n_context"),
+    "sine": ("embed", "sine_draw", "n_context"),
+}
+#: axes that change shapes or code paths: one job (shard) per combination; seeds are vmapped
+SHARD_AXES = ("model", "embed", "sine_draw", "d", "n_context", "blocks")
+#: canonical run dims of the stores; seed is added by the job
+RUN_DIMS = SHARD_AXES
+#: categorical run dims, stored as readable string labels
+CATEGORICAL = ("model", "embed", "sine_draw")
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Messages for every cross-key problem in the `icl` section (empty if fine)."""
+    msgs = []
+    if cfg["eval_every"] > cfg["steps"]:
+        msgs.append(f"config key icl.eval_every: got {cfg['eval_every']}; allowed: at most icl.steps (={cfg['steps']}).")
+    if cfg["steps"] % cfg["chunk_steps"]:
+        msgs.append(f"config key icl.chunk_steps: got {cfg['chunk_steps']}; allowed: a divisor of icl.steps (={cfg['steps']}).")
+    for name, exp in cfg["experiments"].items():
+        where = f"icl.experiments.{name}"
+        kind, axes = exp["kind"], exp["axes"]
+        want = KIND_AXES[kind]
+        missing, extra = [a for a in want if a not in axes], sorted(set(axes) - set(want))
+        if missing:
+            msgs.append(f"config key {where}.axes: missing {missing} for kind {kind!r}; required: {list(want)}.")
+        if extra:
+            msgs.append(f"config key {where}.axes: got {extra} for kind {kind!r}; allowed: only {list(want)}.")
+        if kind == "sine" and exp["variant"] != "vector":
+            msgs.append(f"config key {where}.variant: got {exp['variant']!r} for kind 'sine'; allowed: 'vector' (sine tokens are scalars).")
+        blocks = axes.get("blocks", [1])
+        if max(blocks) > cfg["max_gd_steps"]:
+            msgs.append(f"config key {where}.axes.blocks: got {blocks}; allowed: blocks <= icl.max_gd_steps (={cfg['max_gd_steps']}).")
+    return msgs
+
+
+#: figure -> the experiments it is drawn for: F1-F4 every gdssm experiment (F3 only at a
+#: single (d, N)), F5 gdssm sweeps over d or N, F6 baselines, F7 sine. One PNG per
+#: (figure, experiment), named `<figure>_<experiment>`.
+FIGURES = {"F1": "gdssm", "F2": "gdssm", "F3": "point", "F4": "gdssm", "F5": "sweep", "F6": "baselines", "F7": "sine"}
+
+
+def draws(figure: str, exp: dict) -> bool:
+    """Whether `figure` is drawn for an experiment config (its `kind` and `axes`)."""
+    what, kind, axes = FIGURES[figure], exp["kind"], exp["axes"]
+    if what in ("gdssm", "baselines", "sine"):
+        return kind == what
+    sweep = len(axes.get("d", [])) > 1 or len(axes.get("n_context", [])) > 1
+    return kind == "gdssm" and (sweep if what == "sweep" else not sweep)
+
+
+def figure_inputs(experiments: dict) -> dict[str, list[str]]:
+    """The figures a config draws, `<figure>_<experiment>` -> [experiment]."""
+    return {f"{fig}_{name}": [name] for name, exp in experiments.items() for fig in FIGURES if draws(fig, exp)}

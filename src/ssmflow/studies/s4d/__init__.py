@@ -1,0 +1,64 @@
+"""The `s4d` study: diagonal SSM parameterizations and initializations (Gu et al. 2022).
+
+This module is light (no JAX import): it names the grid axes, checks a config's s4d
+section beyond what the JSON schema can say, and lists the figures.
+
+Grid: each experiment trains one task on init x disc x N x seed. N and disc change
+shapes or the compiled program, so each (N, disc) pair is one job (a shard); init only
+changes initial values, so the five inits and the seeds are batched inside the job,
+paired: a seed gives every init the same C, D, Delta, encoder/decoder and minibatches.
+"""
+
+from __future__ import annotations
+
+import copy
+
+#: axes that change shapes or code paths: one job (shard) per combination
+SHARD_AXES = ("N", "disc")
+#: canonical run dims of the trajectory stores; seed is added by the job
+RUN_DIMS = ("init", "disc", "N")
+#: categorical run dims, stored as readable string labels
+CATEGORICAL = ("init", "disc")
+#: config sections a training job does not read (kept out of its spec, so editing
+#: them never reruns training)
+NOT_TRAINING = ("kernel_limit",)
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Messages for every cross-key problem in the `s4d` section (empty if fine)."""
+    msgs = []
+    model = cfg["model"]
+    if not model["dt_min"] <= model["dt_max"]:
+        msgs.append(f"config key s4d.model.dt_min: got {model['dt_min']} with dt_max={model['dt_max']}; "
+                    "allowed: 0 < dt_min <= dt_max (the step range of eq. 5).")
+    for i, n in enumerate(cfg["kernel_limit"]["N"]):
+        if n % 2:
+            msgs.append(f"config key s4d.kernel_limit.N[{i}]: got {n}; allowed: an even integer >= 2 (N/2 conjugate-pair modes).")
+    for name, exp in cfg["experiments"].items():
+        where = f"s4d.experiments.{name}"
+        for i, n in enumerate(exp["axes"]["N"]):
+            if n % 2:
+                msgs.append(f"config key {where}.axes.N[{i}]: got {n}; allowed: an even integer >= 2 (N/2 conjugate-pair modes).")
+        if exp["task"] == "delay" and not 0 < exp["lag"] < 1:
+            msgs.append(f"config key {where}.lag: got {exp['lag']}; allowed: a fraction of the length in (0, 1).")
+        if exp["steps"] < exp["record_points"]:
+            msgs.append(f"config key {where}.record_points: got {exp['record_points']} with steps={exp['steps']}; "
+                        "allowed: at most `steps` recording points.")
+    return msgs
+
+
+def training_spec(spec: dict) -> dict:
+    """A shard spec without the config sections training does not read (`NOT_TRAINING`)."""
+    out = copy.deepcopy(spec)
+    for key in NOT_TRAINING:
+        out["common"].pop(key, None)
+    return out
+
+
+#: figure name -> what it reads: "traj" (every experiment's trajectories + metrics) or "limit"
+FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj"}
+
+
+def figure_inputs(experiments) -> dict[str, list[str]]:
+    """The figures a config draws, each with the experiments whose stores it reads."""
+    return {fig: (list(experiments) if what == "traj" else []) for fig, what in FIGURES.items()}

@@ -1,0 +1,225 @@
+"""One `s4d` training job: a shard spec in, a labelled trajectory Dataset out.
+
+A shard is one (N, disc) pair of an experiment; its runs are init x seed, trained
+together by the shared engine (`ssmflow.train`) in one compiled scan. The engine records
+every parameter at the recording steps; afterwards this job evaluates each snapshot on
+the validation set (and the last one on the test set) and extracts what the study
+stores: eigenvalues lambda, the products C B, Delta and D of every mode over training.
+
+Pairing: the model key depends on (experiment, N, seed) and the training stream
+(minibatches, dropout) on (experiment, seed) only, so the inits and both
+discretizations of a seed start from the same C, D, Delta and linear layers and see
+the same data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ssmflow import store, train
+from ssmflow.config import digest
+from ssmflow.ssm.layers import S4DModel
+from ssmflow.ssm.optim import s4d_optimizer
+from ssmflow.studies.s4d.tasks import Split, Task, make_task
+
+log = logging.getLogger("ssmflow.s4d")
+
+EVAL_CHUNK = 64  # samples per forward pass when evaluating snapshots
+
+
+def record_schedule(steps: int, points: int) -> np.ndarray:
+    """`points` recording steps spread evenly over 0..steps-1 (first and last included)."""
+    return np.unique(np.round(np.linspace(0, steps - 1, points)).astype(np.int64))
+
+
+def build_model(task: Task, spec: dict, init: str, key) -> S4DModel:
+    """The initial model of one run."""
+    model, exp = spec["common"]["model"], spec["settings"]
+    return S4DModel(
+        task.d_in, task.d_out, channels=model["channels"], state_size=int(spec["axes"]["N"][0]), depth=model["depth"],
+        init=init, method=spec["axes"]["disc"][0], dt_min=model["dt_min"], dt_max=model["dt_max"],
+        dropout=exp["dropout"], pooling=task.pooling, key=key,
+    )
+
+
+def run_keys(spec: dict, seed: int) -> tuple[jax.Array, jax.Array]:
+    """(model key, training-stream key) of a seed: see the module docstring on pairing."""
+    exp, n = spec["experiment"], int(spec["axes"]["N"][0])
+    model_key = train.run_key(spec["study"], {"experiment": exp, "N": n, "seed": seed, "stream": "model"})
+    stream_key = train.run_key(spec["study"], {"experiment": exp, "seed": seed, "stream": "train"})
+    return model_key, stream_key
+
+
+def evaluate_snapshots(static, treedef, leaves: list[jax.Array], task: Task, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Mean loss and metric of every snapshot on a split.
+
+    One compiled forward pass over a chunk of `EVAL_CHUNK` samples for all runs at once
+    (vmapped), called for each record and chunk; the last chunk is padded and masked.
+
+    **Arguments:** `leaves`: the parameter leaves, each `(run, record, ...)`.
+    **Returns:** `(loss, metric)`, each `(run, record)`.
+    """
+    n = split.x.shape[0]
+    idx = np.minimum(np.arange(-(-n // EVAL_CHUNK) * EVAL_CHUNK), n - 1).reshape(-1, EVAL_CHUNK)
+    real = (np.arange(idx.size) < n).reshape(idx.shape)
+    n_runs, n_rec = leaves[0].shape[:2]
+    loss, score = np.zeros((n_runs, n_rec)), np.zeros((n_runs, n_rec))
+    for j in range(n_rec):
+        snapshot = [leaf[:, j] for leaf in leaves]
+        for chunk, mask in zip(idx, real, strict=True):
+            x = jnp.asarray(split.x[chunk], jnp.result_type(float))
+            chunk_loss, chunk_score = _forward(static, treedef, snapshot, task, x, jnp.asarray(split.y[chunk]))
+            loss[:, j] += np.asarray(chunk_loss)[:, mask].sum(axis=1)
+            score[:, j] += np.asarray(chunk_score)[:, mask].sum(axis=1)
+    return loss / n, score / n
+
+
+@eqx.filter_jit
+def _forward(static, treedef, snapshot, task: Task, x, y):
+    """Per-sample loss and metric `(run, sample)` of every run's model on one chunk."""
+
+    def one(leaves):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        pred = jax.vmap(model)(x)
+        return jax.vmap(task.sample_loss)(pred, y), jax.vmap(task.sample_score)(pred, y)
+
+    return jax.vmap(one)(snapshot)
+
+
+def spectra(static, treedef, leaves: list[jax.Array]) -> dict[str, np.ndarray]:
+    """lambda, C B, Delta and D of every snapshot: `(snapshot, layer, channel[, mode])`."""
+
+    @eqx.filter_jit
+    def run(leaves):
+        def one(snapshot):
+            ssms = eqx.combine(jax.tree.unflatten(treedef, snapshot), static).ssms()
+            lam = jnp.stack([s.eigenvalues() for s in ssms])
+            cb = jnp.stack([(s.c_re + 1j * s.c_im) * (s.b_re + 1j * s.b_im) for s in ssms])
+            return dict(lambda_re=lam.real, lambda_im=lam.imag, cb_re=cb.real, cb_im=cb.imag,
+                        delta=jnp.stack([s.step() for s in ssms]), d_skip=jnp.stack([s.d for s in ssms]))
+
+        return jax.vmap(one)(leaves)
+
+    return {k: np.asarray(v) for k, v in run(leaves).items()}
+
+
+def cache_small_programs() -> None:
+    """Let the persistent compilation cache (when one is on) keep programs of any compile time.
+
+    Building the models and evaluating them runs dozens of small programs (random
+    draws, eager ops) that each compile in well under the spine's 0.5 s threshold but
+    add up to ~5 s per job; cached, sibling shards and reruns load them instead.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def train_shard(spec: dict) -> xr.Dataset:
+    """Train every run (init x seed) of a shard and return its trajectory Dataset."""
+    t0 = time.perf_counter()
+    cache_small_programs()
+    settings, common = spec["settings"], spec["common"]
+    task, data = make_task(settings)
+    inits, seeds = list(spec["axes"]["init"]), list(range(common["seeds"]))
+    rows = list(itertools.product(inits, seeds))
+    models, stream_keys = [], []
+    for init, seed in rows:
+        model_key, stream_key = run_keys(spec, seed)
+        models.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key)))
+        stream_keys.append(stream_key)
+    params = [eqx.filter(m, eqx.is_array) for m in models]
+    static = eqx.partition(models[0], eqx.is_array)[1]
+    treedef = jax.tree.structure(params[0])
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params[0]))
+    runs = dict(key=jnp.stack(stream_keys), params0=jax.tree.map(lambda *xs: jnp.stack(xs), *params))
+    if data.train is not None:
+        x_train = jnp.asarray(data.train.x, jnp.result_type(float))
+        y_train = jnp.asarray(data.train.y)
+        runs.update(x_train=jnp.broadcast_to(x_train, (len(rows), *x_train.shape)),
+                    y_train=jnp.broadcast_to(y_train, (len(rows), *y_train.shape)))
+    n_steps, batch = settings["steps"], settings["batch"]
+    rec = record_schedule(n_steps, settings["record_points"])
+    optimizer = s4d_optimizer(lr=common["optim"]["lr"], lr_ssm=common["optim"]["lr_ssm"],
+                              weight_decay=common["optim"]["weight_decay"], total_steps=n_steps,
+                              warmup_frac=common["optim"]["warmup"])
+
+    def init_fn(run):
+        return eqx.combine(run["params0"], static)
+
+    def loss_fn(model, run, key):
+        k_data, k_drop = jax.random.split(key)
+        x, y = task.sample(k_data, batch, run.get("x_train"), run.get("y_train"))
+        pred = jax.vmap(model)(x, key=jax.random.split(k_drop, batch))
+        return jnp.mean(jax.vmap(task.sample_loss)(pred, y))
+
+    def observe_fn(model, run):
+        leaves = jax.tree.leaves(eqx.filter(model, eqx.is_array))
+        return {f"param{i:03d}": leaf for i, leaf in enumerate(leaves)}
+
+    def optimizer_fn(run):
+        return optimizer
+
+    n_chunks = max(2, math.ceil(n_steps / common["chunk_steps"]))
+    res = train.train_ensemble(
+        init_fn, loss_fn, observe_fn, runs, np.tile(rec, (len(rows), 1)), optimizer_fn=optimizer_fn,
+        chunk_steps=math.ceil(n_steps / n_chunks), logger=log, batching=common["batching"],
+    )
+    t_train = time.perf_counter() - t0
+    snaps = [jnp.asarray(res.records[f"param{i:03d}"]) for i in range(treedef.num_leaves)]
+    flat = [s.reshape(-1, *s.shape[2:]) for s in snaps]
+    val_loss, val_metric = evaluate_snapshots(static, treedef, snaps, task, data.val)
+    test_loss, test_metric = evaluate_snapshots(static, treedef, [s[:, -1:] for s in snaps], task, data.test)
+    spec_vals = spectra(static, treedef, flat)
+    log.info("trained %d runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
+             res.steps_per_second, time.perf_counter() - t0 - t_train)
+    shape = (len(inits), 1, 1, len(seeds))
+    n_rec = len(rec)
+
+    def per_run(a, *dims):
+        a = np.asarray(a)
+        return (("init", "disc", "N", "seed", *dims), a.reshape(shape + a.shape[1:]))
+
+    def per_record(a, *dims):
+        a = np.asarray(a)
+        return per_run(a.reshape(len(rows), n_rec, *a.shape[1:]), "step", *dims)
+
+    variables = {
+        "train_loss": per_run(res.records["loss"], "step"),
+        "val_loss": per_run(val_loss, "step"),
+        "val_metric": per_run(val_metric, "step"),
+        "test_loss": per_run(test_loss[:, 0]),
+        "test_metric": per_run(test_metric[:, 0]),
+        "diverged_at": per_run(np.where(res.diverged_at >= 0, res.diverged_at, -1)),
+        "n_params": per_run(np.full(len(rows), n_params)),
+        "wall_s": per_run(np.full(len(rows), time.perf_counter() - t0)),
+    }
+    for name in ("lambda_re", "lambda_im", "cb_re", "cb_im"):
+        variables[name] = per_record(spec_vals[name], "layer", "channel", "mode")
+    for name in ("delta", "d_skip"):
+        variables[name] = per_record(spec_vals[name], "layer", "channel")
+    model = common["model"]
+    ds = xr.Dataset(
+        variables,
+        coords={
+            "init": np.array(inits, dtype=object), "disc": np.array(spec["axes"]["disc"], dtype=object),
+            "N": np.asarray(spec["axes"]["N"]), "seed": np.asarray(seeds), "step": rec,
+            "layer": np.arange(model["depth"]), "channel": np.arange(model["channels"]),
+            "mode": np.arange(int(spec["axes"]["N"][0]) // 2),
+        },
+    )
+    ds.attrs = store.provenance(
+        digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"], shard=spec["shard"],
+        task=task.name, metric=task.metric, length=task.length, lag=task.lag, steps=n_steps, batch=batch,
+        model=model, optim=common["optim"], steps_per_second=float(res.steps_per_second),
+        n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
+    )
+    return ds

@@ -1,0 +1,91 @@
+"""icl config: bad values fail before any job with key, value and what is allowed; grid and figures."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+from conftest import make_project, tiny_config, venv_env
+
+from ssmflow import config as cfgmod
+from ssmflow import grid
+from ssmflow.studies import icl
+
+
+def icl_config(**experiments) -> dict:
+    """tiny_config() with a small icl section (for config checks and workflow runs)."""
+    cfg = tiny_config()
+    cfg["studies"] = ["icl"]
+    cfg["icl"] = {
+        "seeds": 2, "steps": 200, "eval_every": 50, "chunk_steps": 100, "eval_tasks": 200, "ref_draws": 2000, "max_gd_steps": 2,
+        "optimizer": {"lr": 0.003, "lr_ssm": 0.001, "lsa_lr": 0.002},
+        "experiments": experiments or {
+            "E1": {"kind": "gdssm", "axes": {"d": [3], "n_context": [4], "blocks": [1]}},
+            "E5": {"kind": "baselines", "axes": {"model": ["lti_ssm"], "d": [3], "n_context": [4]}},
+        },
+    }
+    return copy.deepcopy(cfg)
+
+
+BAD = {
+    "d < 1": (lambda c: c["icl"]["experiments"]["E1"]["axes"].update(d=[0]), ["icl.experiments.E1.axes.d[0]", "0", ">= 1"]),
+    "N < 1": (lambda c: c["icl"]["experiments"]["E1"]["axes"].update(n_context=[4, -2]),
+              ["icl.experiments.E1.axes.n_context[1]", "-2", ">= 1"]),
+    "unknown baseline": (lambda c: c["icl"]["experiments"]["E5"]["axes"].update(model=["mamba"]),
+                         ["icl.experiments.E5.axes.model[0]", "'mamba'", "lsa", "lti_ssm", "diag_wq", "no_gate"]),
+    "unknown kind": (lambda c: c["icl"]["experiments"]["E1"].update(kind="rnn"), ["icl.experiments.E1.kind", "'rnn'", "gdssm"]),
+    "axis of another kind": (lambda c: c["icl"]["experiments"]["E5"]["axes"].update(blocks=[2]),
+                             ["icl.experiments.E5.axes", "['blocks']", "'baselines'", "['model', 'd', 'n_context']"]),
+    "missing axis": (lambda c: c["icl"]["experiments"]["E1"]["axes"].pop("blocks"), ["icl.experiments.E1.axes", "missing ['blocks']"]),
+    "too many blocks": (lambda c: c["icl"]["experiments"]["E1"]["axes"].update(blocks=[3]),
+                        ["icl.experiments.E1.axes.blocks", "[3]", "icl.max_gd_steps (=2)"]),
+    "chunk not dividing steps": (lambda c: c["icl"].update(chunk_steps=150), ["icl.chunk_steps", "150", "divisor of icl.steps (=200)"]),
+    "unknown optimizer key": (lambda c: c["icl"]["optimizer"].update(momentum=0.9), ["icl.optimizer", "momentum", "allowed"]),
+    "icl enabled without a section": (lambda c: c.pop("icl"), ["'icl' is a required property"]),
+}
+
+
+def test_small_icl_config_is_valid_and_expands():
+    cfg = cfgmod.validate(icl_config())
+    assert cfg["icl"]["optimizer"]["weight_decay"] == 0.05  # schema default filled in
+    shards = grid.expand(cfg, "icl")
+    assert [s.name for s in shards["E1"]] == ["d=3_n_context=4_blocks=1"]
+    assert [s.name for s in shards["E5"]] == ["model=lti_ssm_d=3_n_context=4"]
+    assert grid.shard_table(cfg, "icl")[0]["runs"] == 2  # seeds run inside the job
+
+
+def test_default_and_paper_configs_are_valid(default_config):
+    cfg = cfgmod.validate(default_config)
+    exps = cfg["icl"]["experiments"]
+    assert {"E1", "E4", "E5", "E7"} <= set(exps)
+    assert icl.figure_inputs(exps)["F1_E1"] == ["E1"] and "F5_E1" not in icl.figure_inputs(exps)
+    from conftest import ROOT
+
+    paper = cfgmod.load(ROOT / "config" / "paper.yaml")
+    assert len(grid.shard_table(paper, "icl")) == 34
+    assert "F5_E2" in icl.figure_inputs(paper["icl"]["experiments"])
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_icl_config_message(case):
+    cfg = icl_config()
+    BAD[case][0](cfg)
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.validate(cfg)
+    for fragment in BAD[case][1]:
+        assert fragment in str(err.value), (fragment, str(err.value))
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", ["d < 1", "unknown baseline"])
+def test_snakemake_stops_before_any_icl_job(case, tmp_path):
+    cfg = icl_config()
+    BAD[case][0](cfg)
+    proj = make_project(tmp_path, cfg)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True, env=venv_env())
+    assert res.returncode != 0
+    for fragment in BAD[case][1]:
+        assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
+    assert not (proj / "results").exists()  # nothing ran

@@ -1,0 +1,90 @@
+"""s4d config errors: named key, bad value and what is allowed, before any job runs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT, make_project, tiny_config, venv_env
+
+from ssmflow import config as cfgmod
+from ssmflow import grid
+from ssmflow.studies import s4d
+
+
+def s4d_config() -> dict:
+    """The tiny dynamics config plus a small s4d section."""
+    cfg = tiny_config()
+    cfg["studies"] = ["dynamics", "s4d"]
+    cfg["s4d"] = {
+        "seeds": 3,
+        "model": {"channels": 4, "depth": 1},
+        "kernel_limit": {"N": [16, 32]},
+        "experiments": {"delay": {"task": "delay", "length": 32, "steps": 20, "record_points": 3,
+                                  "axes": {"init": ["legs", "real"], "disc": ["zoh"], "N": [4, 8]}}},
+    }
+    return copy.deepcopy(cfg)
+
+
+BAD = {
+    "unknown init": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(init=["legs", "hippo"]),
+                     ["s4d.experiments.delay.axes.init[1]", "'hippo'", "legs", "inv", "lin", "real", "random"]),
+    "odd N": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(N=[4, 17]),
+              ["s4d.experiments.delay.axes.N[1]", "17", "even integer"]),
+    "zero dt_min": (lambda c: c["s4d"]["model"].update(dt_min=0.0), ["s4d.model.dt_min", "0.0", "> 0"]),
+    "negative dt_max": (lambda c: c["s4d"]["model"].update(dt_max=-0.1), ["s4d.model.dt_max", "-0.1", "> 0"]),
+    "dt_min above dt_max": (lambda c: c["s4d"]["model"].update(dt_min=0.5, dt_max=0.1),
+                            ["s4d.model.dt_min", "0.5", "dt_min <= dt_max"]),
+    "unknown discretization": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(disc=["euler"]),
+                               ["s4d.experiments.delay.axes.disc[0]", "'euler'", "zoh", "bilinear"]),
+    "odd kernel-limit N": (lambda c: c["s4d"]["kernel_limit"].update(N=[16, 33]), ["s4d.kernel_limit.N[1]", "33", "even"]),
+    "lag out of range": (lambda c: c["s4d"]["experiments"]["delay"].update(lag=1.5), ["s4d.experiments.delay.lag", "1.5", "(0, 1)"]),
+}
+
+
+def test_default_config_has_a_valid_s4d_study(default_config):
+    cfg = cfgmod.validate(default_config)
+    assert "s4d" in cfg["studies"]
+    shards = grid.expand(cfg, "s4d")
+    assert {e: len(s) for e, s in shards.items()} == {"sdigits": 4, "delay": 4}  # (N, disc) per job
+    spec = shards["delay"][0].spec
+    assert spec["axes"]["init"] == ["legs", "inv", "lin", "real", "random"] and spec["common"]["seeds"] >= 3
+    assert "kernel_limit" not in s4d.training_spec(spec)["common"]  # kernel-limit edits rerun no training
+
+
+def test_paper_config_is_valid():
+    cfg = cfgmod.validate(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    assert "s4d" in cfg["studies"] and max(cfg["s4d"]["kernel_limit"]["N"]) >= 1024
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_s4d_config_message(case):
+    cfg = s4d_config()
+    BAD[case][0](cfg)
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.validate(cfg)
+    for fragment in BAD[case][1]:
+        assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def test_s4d_listed_without_its_section_is_an_error():
+    cfg = s4d_config()
+    del cfg["s4d"]
+    with pytest.raises(cfgmod.ConfigError, match="s4d"):
+        cfgmod.validate(cfg)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", ["unknown init", "odd N", "zero dt_min"])
+def test_snakemake_stops_before_any_s4d_job(case, tmp_path):
+    cfg = s4d_config()
+    BAD[case][0](cfg)
+    proj = make_project(tmp_path, cfg)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True, env=venv_env())
+    assert res.returncode != 0
+    for fragment in BAD[case][1]:
+        assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
+    assert not (proj / "results").exists()  # nothing ran

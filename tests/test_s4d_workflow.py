@@ -1,0 +1,79 @@
+"""The s4d study through the real Snakemake workflow: stores, reruns, and the default grid's result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, make_project
+from test_s4d_config import s4d_config
+from test_workflow import scheduled, smk
+
+from ssmflow import store
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def tiny_s4d(tmp_path_factory):
+    cfg = s4d_config()
+    cfg["studies"] = ["s4d"]
+    proj = make_project(tmp_path_factory.mktemp("tiny_s4d"), cfg)
+    smk(proj)
+    return proj
+
+
+def test_stores_metrics_and_figures(tiny_s4d):
+    traj = store.open_store(tiny_s4d / "results/s4d/delay/trajectories.zarr")
+    assert traj.N.values.tolist() == [4, 8] and traj.sizes["mode"] == 4 and traj.sizes["seed"] == 3
+    assert [str(v) for v in traj.init.values] == ["legs", "real"]
+    assert np.isnan(traj.lambda_re.sel(N=4, mode=[2, 3])).all()  # ragged mode axis padded with NaN
+    assert np.isfinite(traj.lambda_re.sel(N=4, mode=[0, 1])).all()
+    enc = traj.lambda_re.encoding["chunks"]
+    assert all(c == 1 or d in ("seed", "step", "layer", "channel", "mode") for c, d in zip(enc, traj.lambda_re.dims, strict=True))
+    metrics = pd.read_csv(tiny_s4d / "results/s4d/delay/metrics.csv")
+    assert {"test_metric", "init_rank", "gap_to_best", "seed_winner", "im_drift"} <= set(metrics.columns)
+    limit = store.open_store(tiny_s4d / "results/s4d/legs_convergence.zarr")
+    assert limit.N.values.tolist() == [16, 32]
+    for fig in ("spectra", "kernel_limit", "accuracy", "curves", "drift"):
+        assert (tiny_s4d / f"results/s4d/figures/{fig}.png").stat().st_size > 10_000, fig
+
+
+def test_editing_the_shared_ssm_core_reruns_s4d_training(tiny_s4d):
+    mod = tiny_s4d / "src/ssmflow/ssm/kernels.py"
+    old = mod.read_text()
+    mod.write_text(old + "\n# edited\n")
+    try:
+        jobs = scheduled(tiny_s4d)
+    finally:
+        mod.write_text(old)
+    assert jobs["s4d_train"] == 2 and jobs["s4d_checks"] == 1 and jobs["s4d_kernel_limit"] == 1, jobs
+    assert scheduled(tiny_s4d) == {}
+
+
+def test_editing_the_kernel_limit_config_reruns_no_training(tiny_s4d):
+    cfg_path = tiny_s4d / "config/config.yaml"
+    old = cfg_path.read_text()
+    cfg = yaml.safe_load(old)
+    cfg["s4d"]["kernel_limit"]["N"] = [16, 32, 64]
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        jobs = scheduled(tiny_s4d)
+    finally:
+        cfg_path.write_text(old)
+    assert jobs == {"all": 1, "s4d_kernel_limit": 1, "s4d_figure": 1}, jobs
+
+
+def test_default_grid_shows_which_inits_win_on_the_long_range_task(tmp_path):
+    """The default config's metrics store ranks the inits on delay, over >= 3 seeds."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    proj = make_project(tmp_path, cfg)
+    smk(proj, "results/s4d/delay/metrics.csv")
+    m = store.open_store(proj / "results/s4d/delay/metrics.zarr").load()
+    assert m.sizes["seed"] >= 3 and set(m.init.values) == {"legs", "inv", "lin", "real", "random"}
+    assert (m.init_rank.sel(init="real") == 5).all()  # S4D-Real never learns the delay
+    assert (m.test_metric.sel(init="real") < 0.1).all()
+    best = m.test_metric_mean.max("init")
+    assert (best.sel(N=64) - m.test_metric_mean.sel(init="real", N=64) > 0.5).all()
+    assert (best.sel(N=64) > best.sel(N=16)).all()  # a larger state helps

@@ -1,0 +1,134 @@
+"""ssmflow.ssm.layers and ssmflow.ssm.optim: shapes, real leaves, one compile, stability, optimizer groups."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ssmflow.ssm import discretize, layers, optim
+
+H, N, L = 8, 16, 128
+
+
+def _model(pooling="mean", init="legs", method="zoh", depth=2, dropout=0.0):
+    return layers.S4DModel(2, 3, channels=H, state_size=N, depth=depth, init=init, method=method, pooling=pooling,
+                           dropout=dropout, key=jax.random.key(0))
+
+
+def test_block_maps_batch_time_channel_to_itself():
+    block = layers.S4DBlock(H, N, init="lin", key=jax.random.key(1))
+    u = jax.random.normal(jax.random.key(2), (4, L, H))
+    assert jax.vmap(block)(u).shape == (4, L, H)
+
+
+@pytest.mark.parametrize(("pooling", "shape"), [("mean", (3,)), ("last", (3,)), ("none", (L, 3))])
+def test_model_output_shape_per_pooling(pooling, shape):
+    x = jax.random.normal(jax.random.key(3), (L, 2))
+    assert _model(pooling)(x).shape == shape
+
+
+def test_model_is_causal():
+    """With pooling "none", changing the input at time t changes no output before t (up to FFT rounding)."""
+    model = _model("none")
+    x = jax.random.normal(jax.random.key(4), (L, 2))
+    y0, y1 = model(x), model(x.at[70].add(5.0))
+    np.testing.assert_allclose(y0[:70], y1[:70], rtol=0, atol=1e-12)
+    assert np.abs(y0[70:] - y1[70:]).max() > 1e-6
+
+
+def test_all_leaves_are_real():
+    leaves = jax.tree.leaves(eqx.filter(_model(), eqx.is_array))
+    assert leaves and all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves)
+
+
+def test_one_compile_per_length_and_state_size():
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def loss(model, x):
+        return jnp.sum(jax.vmap(model)(x) ** 2)
+
+    model = _model()
+    for seed in range(3):  # new values, same shapes: no retrace
+        x = jax.random.normal(jax.random.key(seed), (2, L, 2))
+        eqx.filter_grad(loss)(model, x)
+
+
+def test_dropout_mask_is_tied_over_time():
+    x = jnp.ones((L, H))
+    y = layers.tied_dropout(x, 0.5, jax.random.key(0))
+    dropped = np.asarray(y == 0)
+    assert dropped.any() and not dropped.all()
+    assert (dropped == dropped[:1]).all()  # the same channels at every step
+    np.testing.assert_array_equal(layers.tied_dropout(x, 0.5, None), x)
+
+
+@pytest.mark.parametrize("method", discretize.METHODS)
+def test_discrete_eigenvalues_inside_unit_circle_for_any_log_re(method):
+    """Re(lambda) = -exp(log_re) < 0, hence |Abar| < 1, for log_re drawn in [-10, 10] (float64)."""
+    ssm = layers.DiagonalSSM(H, N, init="inv", method=method, key=jax.random.key(0))
+    log_re = jax.random.uniform(jax.random.key(1), ssm.log_re.shape, minval=-10.0, maxval=10.0)
+    ssm = eqx.tree_at(lambda s: s.log_re, ssm, log_re)
+    lam = ssm.eigenvalues()
+    assert float(lam.real.max()) < 0
+    abar = discretize.discretize(lam, ssm.b_re + 1j * ssm.b_im, ssm.step()[:, None], method).abar
+    assert float(jnp.abs(abar).max()) < 1
+
+
+@pytest.mark.parametrize("method", discretize.METHODS)
+def test_stability_survives_gradient_steps_that_push_toward_instability(method):
+    """100 Adam steps (lr 0.1, so every leaf may move by up to ~10) of gradient *ascent* on the
+    kernel energy, which grows as |Abar| -> 1, still leave every |Abar| < 1 (float64)."""
+    ssm = layers.DiagonalSSM(H, N, init="lin", method=method, key=jax.random.key(2))
+
+    def energy(s):
+        return -jnp.sum(s.kernel(L) ** 2)
+
+    opt = optax.adam(0.1)
+    state = opt.init(eqx.filter(ssm, eqx.is_array))
+    for _ in range(100):
+        grads = eqx.filter_grad(energy)(ssm)
+        updates, state = opt.update(grads, state)
+        ssm = eqx.apply_updates(ssm, updates)
+    assert float(ssm.log_re.min()) < -5  # pushed hard toward the imaginary axis
+    lam = ssm.eigenvalues()
+    abar = discretize.discretize(lam, ssm.b_re + 1j * ssm.b_im, ssm.step()[:, None], method).abar
+    assert float(lam.real.max()) < 0
+    assert np.isfinite(np.asarray(abar)).all() and float(jnp.abs(abar).max()) < 1
+
+
+def test_optimizer_groups_give_ssm_leaves_their_own_rate_and_no_decay():
+    model = _model(depth=1)
+    params = eqx.filter(model, eqx.is_array)
+    labels = optim.param_labels(params)
+    ssm_labels = labels.blocks[0].layer.ssm
+    assert {name for name in ("log_re", "im", "b_re", "b_im", "c_re", "c_im", "d", "log_dt")
+            if getattr(ssm_labels, name) == "ssm"} == set(optim.SSM_LEAVES)
+    assert set(jax.tree.leaves(labels.encoder)) == {"rest"} and set(jax.tree.leaves(labels.decoder)) == {"rest"}
+    lr, lr_ssm, wd = 1e-2, 1e-4, 0.1
+    opt = optim.s4d_optimizer(lr=lr, lr_ssm=lr_ssm, weight_decay=wd, total_steps=1000, warmup_frac=0.001)
+    state = opt.init(params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    for _ in range(2):  # step 0 is the warmup's zero learning rate
+        updates, state = opt.update(zeros, state, params)
+    ssm_up = updates.blocks[0].layer.ssm
+    for name in optim.SSM_LEAVES:  # no gradient, no decay: no move
+        np.testing.assert_array_equal(getattr(ssm_up, name), 0.0)
+    np.testing.assert_allclose(ssm_up.c_re, -lr * wd * params.blocks[0].layer.ssm.c_re, rtol=1e-3)  # decayed
+    ones = jax.tree.map(jnp.ones_like, params)
+    opt = optim.s4d_optimizer(lr=lr, lr_ssm=lr_ssm, weight_decay=0.0, total_steps=1000, warmup_frac=0.001)
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(ones, state, params)
+    assert float(jnp.abs(updates.blocks[0].layer.ssm.log_dt).max()) == pytest.approx(lr_ssm, rel=1e-3)
+    assert float(jnp.abs(updates.blocks[0].layer.ssm.d).min()) == pytest.approx(lr, rel=1e-3)
+
+
+def test_model_argument_errors_name_value_and_allowed():
+    with pytest.raises(ValueError, match=r"`pooling` \(='max'\) is not supported; expected one of"):
+        _model("max")
+    with pytest.raises(ValueError, match=r"`method` \(='euler'\) is not a discretization"):
+        layers.DiagonalSSM(H, N, method="euler", key=jax.random.key(0))
