@@ -21,7 +21,7 @@ SPINE = ["__init__.py", "_types.py", "cli.py", "config.py", "grid.py", "store.py
 
 
 # Studies built on the shared SSM core: their jobs also rerun when src/ssmflow/ssm/ changes.
-SSM_STUDIES = ("s4d",)
+SSM_STUDIES = ("s4d", "icl")
 
 
 def pkg_src(study):

@@ -133,6 +133,7 @@ def _median_seed(run: xr.Dataset) -> int:
 def _heat(ax, mat: np.ndarray, vmax: float, title: str, cmap: str = "RdBu_r", vmin: float | None = None) -> None:
     im = ax.imshow(np.atleast_2d(mat), cmap=cmap, vmin=-vmax if vmin is None else vmin, vmax=vmax)
     ax.set(title=title, xticks=[], yticks=[])
+    ax.grid(False)
     plt.colorbar(im, ax=ax, shrink=0.8)
 
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ssmflow.ssm.hippo import legs_normal_part
 from ssmflow.studies.icl.baselines import LSA, LTISSM, NoGateSSM
 from ssmflow.studies.icl.model import GDSSM
 from ssmflow.studies.icl.nonlinear import SineGDSSM, make_embed
@@ -22,17 +23,12 @@ LOG_STEP_RANGE = (np.log(1e-3), np.log(1e-1))
 
 
 def hippo_legs_normal_eigenvectors(n: int) -> np.ndarray:
-    """Unitary eigenvectors V (n, n) of the normal part S = A + p p^T of HiPPO-LegS.
+    """Unitary eigenvectors V (n, n) of the normal part A + P P^T of HiPPO-LegS (any n >= 1).
 
-    A_nk = -sqrt(2n+1) sqrt(2k+1) (n > k), -(n+1) (n = k), 0 (n < k); p_n = sqrt(n + 1/2).
-    S = -I/2 + (skew-symmetric), so V diagonalises the Hermitian matrix -i (S + I/2)
-    (Gu et al. 2022; Smith et al. 2023, S5).
+    The normal part is -I/2 + (skew-symmetric), so V diagonalises the Hermitian matrix
+    -i (A + P P^T + I/2) (Gu et al. 2022; Smith et al. 2023, S5).
     """
-    q = np.sqrt(2 * np.arange(n) + 1.0)
-    a = -np.tril(np.outer(q, q), -1) - np.diag(np.arange(n) + 1.0)
-    p = np.sqrt(np.arange(n) + 0.5)
-    s = a + np.outer(p, p)
-    _, v = np.linalg.eigh(-1j * (s + 0.5 * np.eye(n)))
+    _, v = np.linalg.eigh(-1j * (legs_normal_part(n) + 0.5 * np.eye(n)))
     return v
 
 

@@ -166,6 +166,7 @@ def train_shard(spec: dict) -> xr.Dataset:
         return {f"param{i:03d}": leaf for i, leaf in enumerate(leaves)}
 
     def optimizer_fn(run):
+        del run  # one optimizer for every run of the shard
         return optimizer
 
     n_chunks = max(2, math.ceil(n_steps / common["chunk_steps"]))
