@@ -62,3 +62,27 @@ def venv_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+def assert_config_error(cfg: dict, fragments) -> None:
+    """`cfg` is refused by validation with a message holding every fragment (key, value, allowed)."""
+    import pytest
+
+    from ssmflow import config as cfgmod
+
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.validate(cfg)
+    for fragment in fragments:
+        assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def assert_snakemake_refuses(tmp: Path, cfg: dict, fragments) -> None:
+    """Real Snakemake on a project with `cfg` exits non-zero, names every fragment, runs nothing."""
+    import subprocess
+
+    proj = make_project(tmp, cfg)
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True, env=venv_env())
+    assert res.returncode != 0
+    for fragment in fragments:
+        assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
+    assert not (proj / "results").exists()  # nothing ran

@@ -59,12 +59,16 @@ NO_STEP = -1  # marks "never happened" in diverged_at / event steps
 
 
 def enable_compilation_cache(path: str | os.PathLike | None) -> None:
-    """Turn on JAX's persistent compilation cache under `path` (no-op for None)."""
+    """Turn on JAX's persistent compilation cache under `path` (no-op for None).
+
+    Programs of any compile time are kept: a job runs dozens of small programs (random
+    draws, eager setup ops) that each compile fast but add up to seconds per job.
+    """
     if path is None:
         return
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", os.fspath(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 

@@ -112,21 +112,9 @@ def spectra(static, treedef, leaves: list[jax.Array]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in run(leaves).items()}
 
 
-def cache_small_programs() -> None:
-    """Let the persistent compilation cache (when one is on) keep programs of any compile time.
-
-    Building the models and evaluating them runs dozens of small programs (random
-    draws, eager ops) that each compile in well under the spine's 0.5 s threshold but
-    add up to ~5 s per job; cached, sibling shards and reruns load them instead.
-    """
-    if jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-
 def train_shard(spec: dict) -> xr.Dataset:
     """Train every run (init x seed) of a shard and return its trajectory Dataset."""
     t0 = time.perf_counter()
-    cache_small_programs()
     settings, common = spec["settings"], spec["common"]
     task, data = make_task(settings)
     inits, seeds = list(spec["axes"]["init"]), list(range(common["seeds"]))
