@@ -118,14 +118,14 @@ def test_theory_store_of_an_experiment():
                        "model": {"pred_sign": -1, "c_norm": "N"}}
     traj = xr.Dataset(coords={"d": [3, 5], "n_context": [10]}, attrs={"icl": common, "kind": "gdssm", "variant": "vector"})
     theory = reference.theory_dataset(traj)
-    assert theory.sizes["state"] == 5 and theory.role.values.tolist() == [0, 1, 0]
+    assert theory.sizes["row"] == 5 and theory.role.values.tolist() == [0, 1, 0]
     eta = theory.eta_star.sel(d=3, n_context=10)
     at_star = reference.gd_loss_eta(theory.gd_loss_eta_coef.sel(d=3, n_context=10), eta)
     np.testing.assert_allclose(at_star.values, theory.gd_loss_pop.sel(d=3, n_context=10).values, rtol=1e-12)
     grid = reference.gd_loss_eta(theory.gd_loss_eta_coef.sel(d=5, n_context=10, gd_steps=1), np.linspace(0, 25, 2501))
     assert float(grid.min()) >= float(theory.gd_loss_pop.sel(d=5, n_context=10, gd_steps=1)) - 1e-15
-    assert np.isnan(theory.C_star.sel(d=3, gd_steps=1, layer=1)).all()  # K = 1 has one sublayer
-    assert np.isnan(theory.C_star.sel(d=3, gd_steps=2, layer=0, state=4)).all()  # d = 3 padded to 5
-    np.testing.assert_allclose(theory.C_star.sel(d=5, n_context=10, gd_steps=1, layer=0).values,
+    assert np.isnan(theory.C_star.sel(d=3, gd_steps=1, sublayer=1)).all()  # K = 1 has one sublayer
+    assert np.isnan(theory.C_star.sel(d=3, gd_steps=2, sublayer=0, row=4)).all()  # d = 3 padded to 5
+    np.testing.assert_allclose(theory.C_star.sel(d=5, n_context=10, gd_steps=1, sublayer=0).values,
                                -float(theory.eta_star.sel(d=5, n_context=10, gd_steps=1)) / 10 * np.eye(5))
     assert float(theory.exact_err.max()) < 1e-10

@@ -75,7 +75,7 @@ def test_store_layout_and_theory_on_the_same_coords(default_icl):
     res = default_icl / "results/icl"
     traj = store.open_store(res / "E4/trajectories.zarr")
     theory = store.open_store(res / "E4/theory.zarr")
-    assert {"d", "n_context", "blocks", "seed", "step", "layer", "state", "state2", "wa", "wb", "tok"} <= set(traj.dims)
+    assert {"d", "n_context", "blocks", "seed", "step", "sublayer", "row", "col", "wa", "wb", "tok"} <= set(traj.dims)
     for name in ("loss", "train_loss", "gd_loss", "gd_loss_ps", "zero_loss", "preds_diff", "model_cos", "model_diff",
                  "W_q", "D", "Lambda", "C", "align_wq", "align_c", "align_d", "gain_ratio", "lambda_mean"):
         assert name in traj, name
@@ -90,7 +90,7 @@ def test_store_layout_and_theory_on_the_same_coords(default_icl):
     np.testing.assert_allclose(traj.gd_loss.values, gd.values, rtol=1e-12)
     assert theory.role.values.tolist() == [0, 1, 0]  # yx_1, xx_2, yx_2
     enc = traj.C.encoding["chunks"]
-    assert all(c == 1 or d in ("step", "seed", "layer", "state", "state2") for c, d in zip(enc, traj.C.dims, strict=True))
+    assert all(c == 1 or d in ("step", "seed", "sublayer", "row", "col") for c, d in zip(enc, traj.C.dims, strict=True))
 
 
 def test_every_figure_is_drawn(default_icl):

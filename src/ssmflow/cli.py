@@ -4,7 +4,7 @@
     ssmflow spec     --study S --experiment E --shard X print one shard's job spec (JSON)
     ssmflow train    --spec JSON --out STORE            train one shard, write its store atomically
                      [--checkpoint PATH] [--checkpoint-every S]  (resumes a killed job)
-    ssmflow gather   --out STORE SHARD...               combine shard stores
+    ssmflow gather   --study S --out STORE SHARD...     combine shard stores
     ssmflow theory   --study S --traj T --out STORE     theory on the trajectories' coords
     ssmflow evaluate --study S --traj T [--theory R] --out-zarr Z --out-csv C
     ssmflow figure   --study S --name F --results DIR --out PNG
@@ -87,7 +87,7 @@ def cmd_train(a) -> int:
 
             stack.enter_context(checkpointing(ckpt, a.checkpoint_every, key=digest(spec)))
         ds = job.train_shard(spec)
-    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer", "channel", "mode"))
+    store.write_atomic(ds, a.out, whole=grid.layout(spec["study"])[0])
     if ckpt:
         from ssmflow.train import clear_checkpoints
 
@@ -99,8 +99,9 @@ def cmd_train(a) -> int:
 def cmd_gather(a) -> int:
     from ssmflow import store
 
-    ds = store.gather(a.shards, pad_dims=("state", "state2", "layer", "mode"))
-    store.write_atomic(ds, a.out, whole=("step", "state", "state2", "seed", "layer", "channel", "mode"))
+    whole, pad = grid.layout(a.study)
+    ds = store.gather(a.shards, pad_dims=pad)
+    store.write_atomic(ds, a.out, whole=whole)
     log.info("gathered %d shards into %s: %s", len(a.shards), a.out, dict(ds.sizes))
     return 0
 
@@ -111,7 +112,7 @@ def cmd_theory(a) -> int:
     traj = store.open_store(a.traj).load()
     _setup(traj.attrs.get("precision"))
     ds = _study(a.study, "reference").theory_dataset(traj)
-    store.write_atomic(ds, a.out, whole=("step", "state", "seed", "layer"))
+    store.write_atomic(ds, a.out, whole=grid.layout(a.study)[0])
     return 0
 
 
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("gather", help="combine shard stores into one")
+    s.add_argument("--study", required=True, help="the study, whose layout (whole and padded dims) the store takes")
     s.add_argument("--out", required=True)
     s.add_argument("shards", nargs="+")
     s.set_defaults(fn=cmd_gather)

@@ -25,6 +25,12 @@ def study_module(study: str):
     return importlib.import_module(f"ssmflow.studies.{study}")
 
 
+def layout(study: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The study's store layout: (dims kept whole in one chunk, ragged dims NaN-padded on gather)."""
+    mod = study_module(study)
+    return tuple(mod.WHOLE_DIMS), tuple(getattr(mod, "PAD_DIMS", ()))
+
+
 def study_checks(study: str) -> Callable[[dict], list[str]]:
     """The study's own config checks (beyond the schema): a function returning messages."""
     return study_module(study).check_config

@@ -50,7 +50,7 @@ rule dynamics_gather:
         "results/logs/dynamics/{exp}/gather.log",
     localrule: True
     shell:
-        "ssmflow gather --out {output} {input.shards} > {log} 2>&1"
+        "ssmflow gather --study dynamics --out {output} {input.shards} > {log} 2>&1"
 
 
 # Closed forms / ODE references on the same coords as the trajectories.

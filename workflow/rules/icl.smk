@@ -49,7 +49,7 @@ rule icl_gather:
         "results/logs/icl/{exp}/gather.log",
     localrule: True
     shell:
-        "ssmflow gather --out {output} {input.shards} > {log} 2>&1"
+        "ssmflow gather --study icl --out {output} {input.shards} > {log} 2>&1"
 
 
 # GD references (closed forms, Monte Carlo, eval-set polynomials, constructed parameters,

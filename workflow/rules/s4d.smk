@@ -64,7 +64,7 @@ rule s4d_gather:
         "results/logs/s4d/{exp}/gather.log",
     localrule: True
     shell:
-        "ssmflow gather --out {output} {input.shards} > {log} 2>&1"
+        "ssmflow gather --study s4d --out {output} {input.shards} > {log} 2>&1"
 
 
 # Per-run metrics and the init ranking (no theory store: nothing closed-form to compare with).

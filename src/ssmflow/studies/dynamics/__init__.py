@@ -12,6 +12,10 @@ SHARD_AXES = ("N", "param", "depth", "conv")
 RUN_DIMS = ("N", "a", "spread", "rho", "conv", "p0", "balance", "param", "init_norm", "depth", "kappa", "a0")
 #: categorical run dims, stored as readable string labels
 CATEGORICAL = ("spread", "conv", "param", "init_norm")
+#: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
+WHOLE_DIMS = ("step", "state", "state2", "seed", "layer")
+#: ragged dims: shards with fewer entries are NaN-padded when gathered
+PAD_DIMS = ("state", "state2", "layer")
 
 
 def check_config(cfg: dict) -> list[str]:

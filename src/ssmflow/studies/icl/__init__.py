@@ -22,6 +22,10 @@ SHARD_AXES = ("model", "embed", "sine_draw", "d", "n_context", "blocks")
 RUN_DIMS = SHARD_AXES
 #: categorical run dims, stored as readable string labels
 CATEGORICAL = ("model", "embed", "sine_draw")
+#: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
+WHOLE_DIMS = ("step", "seed", "sublayer", "row", "col")
+#: ragged dims: shards with fewer entries are NaN-padded when gathered
+PAD_DIMS = ("sublayer", "row", "col")
 
 
 def check_config(cfg: dict) -> list[str]:

@@ -41,11 +41,11 @@ def linear_metrics(traj: xr.Dataset, theory: xr.Dataset) -> dict[str, xr.DataArr
         out[name] = _final(traj, name)
     if "align_wq" in traj:
         for name in ("align_wq", "align_c", "gain_ratio", "eta_hat"):
-            out[name] = _final(traj, name).isel(layer=0, drop=True)
+            out[name] = _final(traj, name).isel(sublayer=0, drop=True)
         for name in ("align_wq", "align_c"):
-            out[f"{name}_min"] = _final(traj, name).min("layer")
-        out["lambda_mean"] = _final(traj, "lambda_mean").mean("layer")
-        out["lambda_min"] = _final(traj, "lambda_min").min("layer")
+            out[f"{name}_min"] = _final(traj, name).min("sublayer")
+        out["lambda_mean"] = _final(traj, "lambda_mean").mean("sublayer")
+        out["lambda_min"] = _final(traj, "lambda_min").min("sublayer")
         out["align_d"] = _final(traj, "align_d")
     return out
 

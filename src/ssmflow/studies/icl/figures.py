@@ -187,11 +187,11 @@ def figure_f4(exp: str, traj: xr.Dataset, theory: xr.Dataset) -> plt.Figure:
     for ax, (name, label) in zip(axes, panels, strict=True):
         for (sel, layer), col in zip(lines, colors, strict=True):
             y = traj[name].sel(sel)
-            if "layer" in y.dims:
-                y = y.sel(layer=layer)
+            if "sublayer" in y.dims:
+                y = y.sel(sublayer=layer)
             elif layer > 0:
                 continue
-            tag = combo_label(sel) + (f", sublayer {layer}" if "layer" in traj[name].dims else "")
+            tag = combo_label(sel) + (f", sublayer {layer}" if "sublayer" in traj[name].dims else "")
             plot_band(ax, traj.step.values, y, col, label=tag, lw=1.6)
         ax.axhline(1.0, color="black", ls="--", lw=0.8)
         ax.set(xlabel=STEP_LABEL, title=label)

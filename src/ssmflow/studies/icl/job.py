@@ -254,13 +254,13 @@ def snapshot_dataset(setup: Setup, records: dict[str, np.ndarray], ref: th.Linea
     n_norm = setup.n_context if m["c_norm"] == "N" else setup.d
     align = gauge_alignment(wq, C, D, lbar, np.asarray(star.C, dtype=float), n_norm=n_norm, pred_sign=m["pred_sign"])
     out = {
-        "W_q": (("seed", "step", "layer", "wa", "wb"), wq),
+        "W_q": (("seed", "step", "sublayer", "wa", "wb"), wq),
         "D": (("seed", "step", "tok"), D),
-        "Lambda": (("seed", "step", "layer", "state", "state2"), lbar),
-        "C": (("seed", "step", "layer", "state", "state2"), C),
+        "Lambda": (("seed", "step", "sublayer", "row", "col"), lbar),
+        "C": (("seed", "step", "sublayer", "row", "col"), C),
         "align_d": (("seed", "step"), align.pop("align_d")),
     }
-    out.update({k: (("seed", "step", "layer"), v) for k, v in align.items()})
+    out.update({k: (("seed", "step", "sublayer"), v) for k, v in align.items()})
     return out
 
 
@@ -278,7 +278,7 @@ def to_dataset(spec, setup: Setup, schedule, metrics, refs, res, ref) -> xr.Data
     coords = {a: np.array([setup.coords[a]], dtype=object if a in CATEGORICAL else None) for a in run_dims}
     coords.update(seed=np.arange(common["seeds"]), step=schedule)
     if setup.kind == "gdssm":
-        coords.update(layer=np.arange(2 * setup.blocks - 1), state=np.arange(setup.d), state2=np.arange(setup.d),
+        coords.update(sublayer=np.arange(2 * setup.blocks - 1), row=np.arange(setup.d), col=np.arange(setup.d),
                       wa=np.arange(3), wb=np.arange(3), tok=np.arange(3))
     ds = xr.Dataset(data, coords=coords)
     settings = spec["settings"]

@@ -68,8 +68,8 @@ def linear_point(common: dict, d: int, n: int, variant: str, d_max: int) -> dict
 LINEAR_DIMS = {
     "mu": ("moment",), "mu_mc": ("moment",), "mu_se": ("moment",),
     "gd_loss_eta_coef": ("gd_steps", "power"), "gd_loss_eta_eval_coef": ("gd_steps", "power"),
-    "eta_perstep": ("gd_steps", "step_index"), "W_q_star": ("gd_steps", "layer", "wa", "wb"), "D_star": ("gd_steps", "tok"),
-    "Lambda_star": ("gd_steps", "layer", "state", "state2"), "C_star": ("gd_steps", "layer", "state", "state2"),
+    "eta_perstep": ("gd_steps", "step_index"), "W_q_star": ("gd_steps", "sublayer", "wa", "wb"), "D_star": ("gd_steps", "tok"),
+    "Lambda_star": ("gd_steps", "sublayer", "row", "col"), "C_star": ("gd_steps", "sublayer", "row", "col"),
     "exact_err": ("gd_steps", "check"),
     **{k: ("gd_steps",) for k in PER_K}, **{k: () for k in SCALARS},
 }
@@ -87,9 +87,9 @@ def linear_theory(traj: xr.Dataset, common: dict) -> xr.Dataset:
         data[name] = (("d", "n_context") + dims, stacked)
     coords = {
         "d": ds_, "n_context": ns, "gd_steps": np.arange(1, k_max + 1), "power": np.arange(2 * k_max + 1),
-        "moment": np.arange(2 * k_max + 1), "step_index": np.arange(1, k_max + 1), "layer": np.arange(2 * k_max - 1),
-        "role": ("layer", np.array(sublayer_roles(k_max))), "wa": np.arange(3), "wb": np.arange(3), "tok": np.arange(3),
-        "state": np.arange(d_max), "state2": np.arange(d_max), "check": np.array(checks.CHECKS, dtype=object),
+        "moment": np.arange(2 * k_max + 1), "step_index": np.arange(1, k_max + 1), "sublayer": np.arange(2 * k_max - 1),
+        "role": ("sublayer", np.array(sublayer_roles(k_max))), "wa": np.arange(3), "wb": np.arange(3), "tok": np.arange(3),
+        "row": np.arange(d_max), "col": np.arange(d_max), "check": np.array(checks.CHECKS, dtype=object),
     }
     return xr.Dataset(data, coords=coords)
 

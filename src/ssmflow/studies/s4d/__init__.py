@@ -19,6 +19,10 @@ SHARD_AXES = ("N", "disc")
 RUN_DIMS = ("init", "disc", "N")
 #: categorical run dims, stored as readable string labels
 CATEGORICAL = ("init", "disc")
+#: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
+WHOLE_DIMS = ("step", "seed", "layer", "channel", "mode")
+#: ragged dims: shards with fewer entries are NaN-padded when gathered
+PAD_DIMS = ("mode",)
 #: config sections a training job does not read (kept out of its spec, so editing
 #: them never reruns training)
 NOT_TRAINING = ("kernel_limit",)
