@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/freqbias.smk"
 include: "workflow/rules/icl.smk"
 include: "workflow/rules/s4d.smk"
 

@@ -10,6 +10,7 @@
     ssmflow figure   --study S --name F --results DIR --out PNG
     ssmflow checks   --study S --out JSON               identity checks that gate training
     ssmflow s4d-kernel-limit --spec JSON --out STORE    the s4d LegS kernel-limit store
+    ssmflow freqbias-theory --what W --spec JSON --out STORE  freqbias X1 theory or the transfer atlas
     ssmflow summary  STORE                              describe a results dataset
 """
 
@@ -164,6 +165,20 @@ def cmd_s4d_kernel_limit(a) -> int:
     return 0
 
 
+def cmd_freqbias_theory(a) -> int:
+    from ssmflow import store
+
+    _setup("float64")
+    from ssmflow.studies.freqbias import theory
+
+    spec = json.loads(a.spec)
+    ds = theory.theory_dataset(spec) if a.what == "theory" else theory.atlas_dataset(spec)
+    ds.attrs.update(store.provenance(cfgmod.digest(spec), "float64", study="freqbias", experiment=a.what))
+    store.write_atomic(ds, a.out, whole=grid.layout("freqbias")[0])
+    log.info("wrote %s: %s", a.out, dict(ds.sizes))
+    return 0
+
+
 def cmd_summary(a) -> int:
     from ssmflow import store
 
@@ -242,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spec", required=True, help="the s4d.kernel_limit config section as JSON")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_s4d_kernel_limit)
+
+    s = sub.add_parser("freqbias-theory", help="freqbias: the X1 theory store or the transfer atlas (no training)")
+    s.add_argument("--what", required=True, choices=["theory", "transfer"])
+    s.add_argument("--spec", required=True, help="the freqbias.theory config section as JSON")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_freqbias_theory)
 
     s = sub.add_parser("summary", help="describe a results dataset")
     s.add_argument("store")

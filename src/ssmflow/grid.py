@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-STUDIES = ("dynamics", "icl", "s4d")
+STUDIES = ("dynamics", "freqbias", "icl", "s4d")
 
 
 def study_module(study: str):

@@ -21,7 +21,7 @@ SPINE = ["__init__.py", "_types.py", "cli.py", "config.py", "grid.py", "store.py
 
 
 # Studies built on the shared SSM core: their jobs also rerun when src/ssmflow/ssm/ changes.
-SSM_STUDIES = ("s4d", "icl")
+SSM_STUDIES = ("s4d", "icl", "freqbias")
 
 
 def pkg_src(study):
@@ -102,6 +102,8 @@ def final_outputs():
         out += icl_outputs()
     if "s4d" in SHARDS:
         out += s4d_outputs()
+    if "freqbias" in SHARDS:
+        out += freqbias_outputs()
     return out
 
 
@@ -174,3 +176,30 @@ def icl_outputs():
     """Every final output of the icl study: metrics per experiment and figures."""
     exps = VALID["icl"]["experiments"]
     return [f"results/icl/{e}/metrics.csv" for e in exps] + [f"results/icl/figures/{f}.png" for f in icl_study.figure_inputs(exps)]
+
+
+from ssmflow.studies import freqbias as freqbias_study
+
+
+def freqbias_theory_spec(wildcards):
+    """params function: the freqbias.theory config section as JSON (theory and atlas stores)."""
+    return json.dumps(VALID["freqbias"]["theory"], sort_keys=True)
+
+
+def freqbias_figure_inputs(wildcards):
+    """input function: the stores a freqbias figure reads (theory + atlas, or an experiment's trajectories + metrics)."""
+    if freqbias_study.FIGURES[wildcards.fig] == "theory":
+        return {"theory": "results/freqbias/theory.zarr", "transfer": "results/freqbias/transfer.zarr"}
+    exps = freqbias_study.figure_inputs(VALID["freqbias"]["experiments"])[wildcards.fig]
+    return {f"{kind}_{e}": f"results/freqbias/{e}/{name}" for e in exps
+            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"))}
+
+
+def freqbias_outputs():
+    """Every final output of the freqbias study: theory and atlas stores, metrics per experiment, figures."""
+    exps = VALID["freqbias"]["experiments"]
+    return (
+        ["results/freqbias/theory.zarr", "results/freqbias/transfer.zarr"]
+        + [f"results/freqbias/{e}/metrics.csv" for e in exps]
+        + [f"results/freqbias/figures/{f}.png" for f in freqbias_study.figure_inputs(exps)]
+    )

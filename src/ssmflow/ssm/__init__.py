@@ -8,7 +8,9 @@
 - `conv`: causal FFT convolution padded to 2L, and the recurrent reference paths
   (`lax.scan`, `lax.associative_scan`);
 - `layers`: `DiagonalSSM`, `S4DLayer`, `S4DBlock` and `S4DModel` (Equinox);
-- `optim`: the two-group AdamW (SSM parameters at their own learning rate, no decay).
+- `optim`: the two-group AdamW (SSM parameters at their own learning rate, no decay);
+- `transfer`: transfer functions G(is) and Khat(omega), TV, spectral centroid and band tail;
+- `sobolev`: the Sobolev filter (1 + kappa |f|)^beta on the convolution spectrum and its presets.
 
 Conventions (shared spec s4d.md, section 2): N is the real state size and every channel
 stores N/2 complex modes, one per conjugate pair; kernels take 2 Re of the mode sum;

@@ -1,0 +1,98 @@
+"""The `freqbias` study: tuning the frequency bias of SSMs (Yu et al. 2025).
+
+This module is light (no JAX import): it names the grid axes, checks a config's freqbias
+section beyond what the JSON schema can say, and lists the figures.
+
+Experiment kinds: `waves` (regress the amplitudes of four cosines, X2) and `denoise`
+(stripe denoising of bundled images, X3). A waves shard is one Sobolev filter preset;
+alpha, beta and the seeds are batched inside the job (they change no shapes). A denoise
+experiment is one shard (alpha presets x beta x seeds). The theory store (X1) and the
+transfer-function atlas (every init x alpha) need no training.
+"""
+
+from __future__ import annotations
+
+from ssmflow.studies.freqbias.geometry import ALPHA_PRESETS, top_mode_omega
+
+#: axes that change shapes or code paths: one job (shard) per combination
+SHARD_AXES = ("filter",)
+#: canonical run dims of the trajectory stores; seed is added by the job
+RUN_DIMS = ("variant", "filter", "alpha", "beta")
+#: categorical run dims, stored as readable string labels
+CATEGORICAL = ("variant", "filter")
+#: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
+WHOLE_DIMS = ("step", "seed", "wave", "channel", "mode", "noise", "source", "phase", "stripe", "example", "row", "col",
+              "omega", "s", "f", "draw", "cutoff", "omega0")
+#: ragged dims: shards with fewer entries are NaN-padded when gathered
+PAD_DIMS = ()
+#: filter presets a waves experiment may train with (`ssm.sobolev.PRESETS` plus the upstream emulation)
+WAVE_FILTERS = ("paper", "upstream-waves", "upstream-emul")
+
+
+def _check_alpha(where: str, alphas, kind: str) -> list[str]:
+    msgs = []
+    for i, a in enumerate(alphas):
+        ok = (isinstance(a, int | float) and not isinstance(a, bool) and a > 0) or (kind == "denoise" and a in ALPHA_PRESETS)
+        if not ok:
+            allowed = f"a preset name {list(ALPHA_PRESETS)}" if kind == "denoise" else "a number > 0"
+            msgs.append(f"config key {where}.axes.alpha[{i}]: got {a!r}; allowed: {allowed}.")
+    return msgs
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Messages for every cross-key problem in the `freqbias` section (empty if fine)."""
+    msgs = []
+    for i, a in enumerate(cfg["theory"]["alpha"]):
+        top = a * 3.141592653589793 * (cfg["theory"]["state_size"] // 2 - 1) * cfg["theory"]["step"]
+        if top >= 3.141592653589793:
+            msgs.append(f"config key freqbias.theory.alpha[{i}]: got {a}; allowed: alpha pi (N/2 - 1) Delta < pi "
+                        f"(no aliasing, eq. 9; here {top:.3g} rad/sample).")
+    for name, exp in cfg["experiments"].items():
+        where = f"freqbias.experiments.{name}"
+        kind, axes = exp["kind"], exp["axes"]
+        if kind == "waves":
+            if "alpha" not in axes or "beta" not in axes:
+                msgs.append(f"config key {where}.axes: got {sorted(axes)}; required: alpha and beta (filter optional).")
+                continue
+            msgs += _check_alpha(where, axes["alpha"], kind)
+            for i, m in enumerate(exp["cycles"]):
+                if not 0 < m < exp["length"] / 2:
+                    msgs.append(f"config key {where}.cycles[{i}]: got {m}; allowed: whole cycles per window 0 < m < "
+                                f"length/2 = {exp['length'] / 2:g} (below Nyquist of the sequence).")
+            for i, f in enumerate(axes.get("filter", [])):
+                if f not in WAVE_FILTERS:
+                    msgs.append(f"config key {where}.axes.filter[{i}]: got {f!r}; allowed: one of {list(WAVE_FILTERS)}.")
+        else:
+            if "alpha" not in axes or "beta" not in axes:
+                msgs.append(f"config key {where}.axes: got {sorted(axes)}; required: alpha and beta.")
+                continue
+            if "filter" in axes:
+                msgs.append(f"config key {where}.axes.filter: got {axes['filter']}; allowed: none (denoise uses `filter`).")
+            msgs += _check_alpha(where, axes["alpha"], kind)
+            for i, a in enumerate(axes["alpha"]):
+                if a in ALPHA_PRESETS and top_mode_omega(a, exp["cols"], exp["state_size"]) >= 3.141592653589793:
+                    msgs.append(f"config key {where}.axes.alpha[{i}]: got {a!r} with cols={exp['cols']}, state_size="
+                                f"{exp['state_size']}; allowed: a preset whose top mode stays below Nyquist (pi).")
+            if not set(exp["sources"]) <= {"faces", "natural"} or not exp["sources"]:
+                msgs.append(f"config key {where}.sources: got {exp['sources']}; allowed: a non-empty subset of ['faces', 'natural'].")
+        pairs = exp.get("pairs")
+        if pairs:
+            for i, p in enumerate(pairs):
+                if len(p) != 2 or p[0] not in axes.get("alpha", []) or p[1] not in axes.get("beta", []):
+                    msgs.append(f"config key {where}.pairs[{i}]: got {p}; allowed: [alpha, beta] with values from the axes.")
+    return msgs
+
+
+#: figure name -> what it reads: "theory" (theory.zarr + transfer.zarr), "waves" or "denoise" (those experiments)
+FIGURES = {"band": "theory", "locality": "theory", "waves_error": "waves", "waves_modes": "waves",
+           "denoise_examples": "denoise", "denoise_error": "denoise"}
+
+
+def figure_inputs(experiments: dict) -> dict[str, list[str]]:
+    """The figures a config draws, each with the experiments whose stores it reads (theory figures: none)."""
+    out = {}
+    for fig, what in FIGURES.items():
+        exps = [name for name, exp in experiments.items() if exp["kind"] == what]
+        if what == "theory" or exps:
+            out[fig] = exps
+    return out

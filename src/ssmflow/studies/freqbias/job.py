@@ -1,0 +1,335 @@
+"""One `freqbias` training job: a shard spec in, a labelled trajectory Dataset out.
+
+A waves shard is one Sobolev filter of a waves experiment; its runs are alpha x beta
+(or the listed `pairs`) x seed. A denoise shard holds every alpha preset x beta x seed.
+All runs of a shard are trained together by the shared engine (`ssmflow.train`); the
+parameters are recorded at the recording steps and evaluated on the test set afterwards.
+A run's keys come from its own coordinates (experiment, filter, alpha, beta, seed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+from ssmflow import store, train
+from ssmflow.config import digest
+from ssmflow.ssm.sobolev import preset_kappa
+from ssmflow.studies.freqbias import denoise, geometry, waves
+
+log = logging.getLogger("ssmflow.freqbias")
+
+
+def record_schedule(steps: int, points: int) -> np.ndarray:
+    """`points` recording steps spread evenly over 0..steps (0 and the end of training included)."""
+    return np.unique(np.round(np.linspace(0, steps, points)).astype(np.int64))
+
+
+def run_grid(spec: dict) -> list[tuple[float | str, float]]:
+    """The (alpha, beta) cells a shard trains: the listed `pairs`, or the full product of the axes."""
+    axes, pairs = spec["axes"], spec["settings"].get("pairs")
+    cells = list(itertools.product(axes["alpha"], axes["beta"]))
+    return [c for c in cells if list(c) in [list(p) for p in pairs]] if pairs else cells
+
+
+def _train(spec: dict, init_fn, loss_fn, optimizer, runs: dict, n_runs: int, rec: np.ndarray):
+    common, steps = spec["common"], spec["settings"]["steps"]
+
+    def observe_fn(model, run):
+        del run
+        leaves = jax.tree.leaves(eqx.filter(model, eqx.is_array))
+        return {f"param{i:03d}": leaf for i, leaf in enumerate(leaves)}
+
+    def optimizer_fn(run):
+        del run
+        return optimizer
+
+    n_chunks = max(2, math.ceil(steps / common["chunk_steps"]))
+    return train.train_ensemble(init_fn, loss_fn, observe_fn, runs, np.tile(rec, (n_runs, 1)), optimizer_fn=optimizer_fn,
+                                chunk_steps=math.ceil((steps + 1) / n_chunks), logger=log, batching=common["batching"])
+
+
+def _snapshots(res, n_leaves: int) -> list[jax.Array]:
+    return [jnp.asarray(res.records[f"param{i:03d}"]) for i in range(n_leaves)]
+
+
+def _cosine_adamw(lr: float, steps: int) -> optax.GradientTransformation:
+    return optax.adamw(optax.cosine_decay_schedule(lr, max(steps, 1)), weight_decay=0.0)
+
+
+# ------------------------------------------------------------------------------------ waves
+
+def train_waves(spec: dict) -> xr.Dataset:
+    """Train a waves shard (module docstring) and return its trajectory Dataset."""
+    t0 = time.perf_counter()
+    s, common = spec["settings"], spec["common"]
+    filt = spec["axes"].get("filter", ["paper"])[0]
+    length, step = s["length"], s["step"]
+    freqs = geometry.wave_frequencies(s["cycles"], length, step)
+    basis = waves.cosine_basis(freqs, length, step)
+    emul = filt == "upstream-emul"
+    kappa = preset_kappa("upstream-waves" if emul else filt, step)
+    cells, seeds = run_grid(spec), list(range(common["seeds"]))
+    rows = [(a, b, seed) for a, b in cells for seed in seeds]
+    real = jnp.result_type(float)
+
+    def coords(a, b, seed, stream):
+        return {"experiment": spec["experiment"], "filter": filt, "alpha": float(a), "beta": float(b), "seed": seed, "stream": stream}
+
+    runs = {
+        "key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "train")) for a, b, seed in rows]),
+        "model_key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "model")) for a, b, seed in rows]),
+        "alpha": jnp.asarray([a for a, _, _ in rows], real),
+        "beta": jnp.asarray([b for _, b, _ in rows], real),
+    }
+    channels, n_state, batch = s["channels"], s["state_size"], s["batch"]
+    test_amp = jax.random.uniform(jax.random.key(s["test_seed"]), (s["n_test"], waves.N_WAVES), dtype=real)
+    test_u = test_amp @ basis
+
+    def init_fn(run):
+        return waves.WavesModel(channels, n_state, run["alpha"], key=jax.random.wrap_key_data(run["model_key"]))
+
+    def predict(model, u, beta):
+        return model(u, step=step, beta=beta, kappa=kappa, emul=emul)
+
+    def loss_fn(model, run, key):
+        amp = waves.amplitude_grid_sample(key, batch, s["amplitude_levels"])
+        return jnp.mean((predict(model, amp @ basis, run["beta"]) - amp) ** 2)
+
+    template = init_fn(jax.tree.map(lambda x: x[0], runs))
+    static = eqx.partition(template, eqx.is_array)[1]
+    treedef = jax.tree.structure(eqx.filter(template, eqx.is_array))
+    lr_steps = s["steps"]
+    optimizer = optax.multi_transform({"im": _cosine_adamw(s["lr_im"], lr_steps), "rest": _cosine_adamw(s["lr"], lr_steps)},
+                                      waves.param_labels)
+    rec = record_schedule(s["steps"], s["record_points"])
+    res = _train(spec, init_fn, loss_fn, optimizer, runs, len(rows), rec)
+    t_train = time.perf_counter() - t0
+    snaps = _snapshots(res, treedef.num_leaves)
+
+    @eqx.filter_jit
+    def evaluate(leaves, beta):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        err = jnp.abs(predict(model, test_u, beta) - test_amp)
+        lam = model.eigenvalues()
+        return dict(test_mae=err.mean(0), test_mse=jnp.mean(err**2), lambda_re=lam.real, lambda_im=lam.imag,
+                    c_re=model.c_re, c_im=model.c_im, d_skip=model.d)
+
+    out = {}
+    for r in range(len(rows)):
+        per_record = [evaluate([leaf[r, j] for leaf in snaps], runs["beta"][r]) for j in range(len(rec))]
+        for name in per_record[0]:
+            out.setdefault(name, []).append(np.stack([np.asarray(p[name]) for p in per_record]))
+    final = jax.tree.unflatten(treedef, [leaf[:, -1] for leaf in snaps])
+    log.info("trained %d waves runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
+             res.steps_per_second, time.perf_counter() - t0 - t_train)
+
+    alphas, betas = list(spec["axes"]["alpha"]), list(spec["axes"]["beta"])
+    grid_shape = (1, 1, len(alphas), len(betas), len(seeds))
+    index = {(float(a), float(b), seed): (alphas.index(a), betas.index(b), seed) for a, b, seed in rows}
+
+    def on_grid(values, *dims):
+        values = np.asarray(values, dtype=float)
+        full = np.full(grid_shape + values.shape[1:], np.nan)
+        for r, (a, b, seed) in enumerate(rows):
+            full[(0, 0, *index[(float(a), float(b), seed)])] = values[r]
+        return (("variant", "filter", "alpha", "beta", "seed", *dims), full)
+
+    variables = {
+        "train_loss": on_grid(res.records["loss"], "step"),
+        "test_mse": on_grid(out["test_mse"], "step"),
+        "test_mae": on_grid(out["test_mae"], "step", "wave"),
+        "d_skip": on_grid(out["d_skip"], "step"),
+        "diverged_at": on_grid(np.where(res.diverged_at >= 0, res.diverged_at, -1)),
+        "enc_w": on_grid(final.enc_w, "channel"),
+        "enc_b": on_grid(final.enc_b, "channel"),
+        "dec_w": on_grid(final.dec_w, "wave", "channel"),
+    }
+    for name in ("lambda_re", "lambda_im", "c_re", "c_im"):
+        variables[name] = on_grid(out[name], "step", "channel", "mode")
+    ds = xr.Dataset(
+        variables,
+        coords={
+            "variant": np.array([s["variant"]], dtype=object), "filter": np.array([filt], dtype=object),
+            "alpha": np.asarray(alphas, float), "beta": np.asarray(betas, float), "seed": np.asarray(seeds), "step": rec,
+            "wave": np.arange(waves.N_WAVES), "channel": np.arange(channels), "mode": np.arange(n_state // 2),
+            "wave_freq": (("variant", "wave"), np.asarray([freqs])),
+        },
+    )
+    ds.attrs = store.provenance(
+        digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"], shard=spec["shard"],
+        kind="waves", length=length, delta=step, kappa=kappa, cycles=list(s["cycles"]), steps=s["steps"], batch=batch,
+        steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
+    )
+    return ds
+
+
+# ---------------------------------------------------------------------------------- denoise
+
+def denoise_setup(s: dict) -> dict:
+    """Derived geometry of a denoise config: Delta, kappa, stripe frequencies, alpha values (geometry.py)."""
+    cols = s["cols"]
+    step = geometry.denoise_step(cols)
+    return {"step": step, "kappa": preset_kappa(s["filter"], step), "omega_p": geometry.stripe_omega(cols),
+            "stripes": geometry.stripe_frequencies(cols)}
+
+
+def test_noise(s: dict, n_images: int, omega_p: float) -> dict[str, np.ndarray]:
+    """Noise of each condition in model units (2 n, eq. 19), rho ~ U(0, 0.5) per image (fixed seed), `(image, row, col)`."""
+    rng = np.random.default_rng(s["noise_seed"])
+    out = {"none": np.zeros((n_images, s["rows"], s["cols"]))}
+    for orientation in ("horizontal", "vertical"):
+        out[orientation] = 2 * denoise.stripe_noise(orientation, rng.uniform(0, 0.5, n_images), s["rows"], s["cols"], omega_p)
+    return out
+
+
+def train_denoise(spec: dict) -> xr.Dataset:
+    """Train a denoise shard (module docstring) and return its trajectory Dataset (with example reconstructions)."""
+    t0 = time.perf_counter()
+    s, common = spec["settings"], spec["common"]
+    geo = denoise_setup(s)
+    step, kappa, n_state = geo["step"], geo["kappa"], s["state_size"]
+    real = jnp.result_type(float)
+    train_set, test_set = denoise.load_images(s, "train"), denoise.load_images(s, "test")
+    x_train = jnp.asarray(2 * train_set.images.reshape(len(train_set.images), -1) - 1, real)
+    cells, seeds = run_grid(spec), list(range(common["seeds"]))
+    rows = [(a, b, seed) for a, b in cells for seed in seeds]
+    alpha_values = {a: geometry.alpha_value(a, s["cols"]) for a in spec["axes"]["alpha"]}
+
+    def coords(a, b, seed, stream):
+        return {"experiment": spec["experiment"], "alpha": a, "beta": float(b), "seed": seed, "stream": stream}
+
+    runs = {
+        "key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "train")) for a, b, seed in rows]),
+        "model_key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "model")) for a, b, seed in rows]),
+        "alpha": jnp.asarray([alpha_values[a] for a, _, _ in rows], real),
+        "beta": jnp.asarray([b for _, b, _ in rows], real),
+    }
+    batch = s["batch"]
+
+    def init_fn(run):
+        return denoise.DenoiseModel(n_state, run["alpha"], key=jax.random.wrap_key_data(run["model_key"]))
+
+    def loss_fn(model, run, key):
+        x = x_train[jax.random.randint(key, (batch,), 0, x_train.shape[0])]
+        lam = denoise.denoise_eigenvalues(n_state, run["alpha"])
+        return jnp.mean((model(x, lam, step=step, beta=run["beta"], kappa=kappa) - x) ** 2)
+
+    template = init_fn(jax.tree.map(lambda x: x[0], runs))
+    static = eqx.partition(template, eqx.is_array)[1]
+    treedef = jax.tree.structure(eqx.filter(template, eqx.is_array))
+    rec = record_schedule(s["steps"], s["record_points"])
+    res = _train(spec, init_fn, loss_fn, _cosine_adamw(s["lr"], s["steps"]), runs, len(rows), rec)
+    t_train = time.perf_counter() - t0
+    snaps = _snapshots(res, treedef.num_leaves)
+
+    clean = 2 * test_set.images.reshape(len(test_set.images), -1) - 1
+    noises = {k: v.reshape(len(clean), -1) for k, v in test_noise(s, len(clean), geo["omega_p"]).items()}
+    sources = [src for src in denoise.SOURCES if src in s["sources"]]
+    examples = np.concatenate([np.flatnonzero(test_set.source == src)[: s["n_examples"]] for src in sources])
+    stripe_omega = jnp.asarray([geo["stripes"]["horizontal"], geo["stripes"]["vertical"]], real)
+
+    @eqx.filter_jit
+    def evaluate(leaves, alpha, beta, x, noise):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        lam = denoise.denoise_eigenvalues(n_state, alpha)
+        return denoise.noise_metrics(model, lam, x, noise, step=step, beta=beta, kappa=kappa)
+
+    @eqx.filter_jit
+    def reconstruct(leaves, alpha, beta, x):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        lam = denoise.denoise_eigenvalues(n_state, alpha)
+        return model(x, lam, step=step, beta=beta, kappa=kappa), model.response(lam, stripe_omega, step=step, beta=beta, kappa=kappa)
+
+    n_noise, n_src = len(geometry.NOISES), len(sources)
+    mse_out = np.full((len(rows), n_noise, n_src), np.nan)
+    transmission = np.full_like(mse_out, np.nan)
+    mse_ref = np.full((n_noise, n_src), np.nan)
+    at_stripes = np.full((len(rows), 2, 2), np.nan)  # (run, phase init/final, stripe H/V)
+    recon = {}
+    for r, (a, b, seed) in enumerate(rows):
+        final = [leaf[r, -1] for leaf in snaps]
+        for i, noise in enumerate(geometry.NOISES):
+            for j, src in enumerate(sources):
+                pick = test_set.source == src
+                m_out, m_ref, trans = evaluate(final, runs["alpha"][r], runs["beta"][r], jnp.asarray(clean[pick], real),
+                                               jnp.asarray(noises[noise][pick], real))
+                mse_out[r, i, j], mse_ref[i, j] = float(m_out), float(m_ref)
+                transmission[r, i, j] = float(trans) if noise != "none" else np.nan
+        for phase, col in (("init", 0), ("final", -1)):
+            at_stripes[r, 0 if phase == "init" else 1] = np.asarray(
+                reconstruct([leaf[r, col] for leaf in snaps], runs["alpha"][r], runs["beta"][r], jnp.zeros((1, 2), real))[1]) ** 2
+        if seed == 0:
+            recon[(a, b)] = np.stack([np.asarray(reconstruct(final, runs["alpha"][r], runs["beta"][r],
+                                                             jnp.asarray(clean[examples] + noises[noise][examples], real))[0])
+                                      for noise in geometry.NOISES])
+    log.info("trained %d denoise runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
+             res.steps_per_second, time.perf_counter() - t0 - t_train)
+
+    presets, betas = list(spec["axes"]["alpha"]), list(spec["axes"]["beta"])
+    grid_shape = (len(presets), len(betas), len(seeds))
+
+    def on_grid(values, *dims):
+        values = np.asarray(values, dtype=float)
+        full = np.full(grid_shape + values.shape[1:], np.nan)
+        for r, (a, b, seed) in enumerate(rows):
+            full[presets.index(a), betas.index(b), seed] = values[r]
+        return (("alpha", "beta", "seed", *dims), full)
+
+    params = {name: np.asarray(leaf) for name, leaf in zip(("c_re", "c_im", "gain", "bias"), snaps, strict=True)}
+    lam = np.asarray(jnp.stack([denoise.denoise_eigenvalues(n_state, alpha_values[a]) for a in presets]))
+    shape_img = (s["rows"], s["cols"])
+    output = np.full((len(presets), len(betas), n_noise, len(examples), *shape_img), np.nan)
+    for (a, b), v in recon.items():
+        output[presets.index(a), betas.index(b)] = v.reshape(n_noise, len(examples), *shape_img)
+    variables = {
+        "train_loss": on_grid(res.records["loss"], "step"),
+        "c_re": on_grid(params["c_re"], "step", "mode"),
+        "c_im": on_grid(params["c_im"], "step", "mode"),
+        "gain": on_grid(params["gain"], "step"),
+        "bias": on_grid(params["bias"], "step"),
+        "diverged_at": on_grid(np.where(res.diverged_at >= 0, res.diverged_at, -1)),
+        "lambda_re": (("alpha", "mode"), lam.real),
+        "lambda_im": (("alpha", "mode"), lam.imag),
+        "mse_out": on_grid(mse_out, "noise", "source"),
+        "transmission": on_grid(transmission, "noise", "source"),
+        "mse_ref": (("noise", "source"), mse_ref),
+        "at_stripes": on_grid(at_stripes, "phase", "stripe"),
+        "clean": (("example", "row", "col"), clean[examples].reshape(len(examples), *shape_img)),
+        "noisy": (("noise", "example", "row", "col"),
+                  np.stack([(clean[examples] + noises[n][examples]).reshape(len(examples), *shape_img) for n in geometry.NOISES])),
+        "output": (("alpha", "beta", "noise", "example", "row", "col"), output),
+    }
+    ds = xr.Dataset(
+        variables,
+        coords={
+            "alpha": np.array(presets, dtype=object), "alpha_value": ("alpha", np.asarray([alpha_values[a] for a in presets])),
+            "beta": np.asarray(betas, float), "seed": np.asarray(seeds), "step": rec, "mode": np.arange(n_state // 2),
+            "noise": np.array(geometry.NOISES, dtype=object), "source": np.array(sources, dtype=object),
+            "phase": np.array(["init", "final"], dtype=object), "stripe": np.array(["horizontal", "vertical"], dtype=object),
+            "example": np.arange(len(examples)), "example_source": ("example", np.asarray(test_set.source[examples], dtype=object)),
+            "row": np.arange(s["rows"]), "col": np.arange(s["cols"]),
+        },
+    )
+    ds.attrs = store.provenance(
+        digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"], shard=spec["shard"],
+        kind="denoise", rows=s["rows"], cols=s["cols"], length=s["rows"] * s["cols"], delta=step, kappa=kappa,
+        filter=s["filter"], omega_h=geo["stripes"]["horizontal"], omega_v=geo["stripes"]["vertical"], steps=s["steps"],
+        batch=batch, n_train=len(x_train), n_test=len(clean),
+        steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
+    )
+    return ds
+
+
+def train_shard(spec: dict) -> xr.Dataset:
+    """Train one freqbias shard: waves or denoise by the experiment's `kind`."""
+    return train_waves(spec) if spec["settings"]["kind"] == "waves" else train_denoise(spec)
