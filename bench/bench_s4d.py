@@ -20,7 +20,10 @@ Printed as time per call and calls (model-steps) per second, with ratios to PyTo
 Not a timed test: numbers depend on the machine and its load. Skips with a message
 when PyTorch is not installed (it is not a dependency of ssmflow).
 
-    python bench/bench_s4d.py [--runs 4] [--runs-small 15] [--steps 20]
+    python bench/bench_s4d.py [--runs 4] [--runs-small 15] [--steps 20] [--profile]
+
+`--profile` also prints where the compiled train step spends its time at the issue size
+(XLA ops from a `jax.profiler` trace, grouped into FFTs, dots and elementwise fusions).
 """
 
 from __future__ import annotations
@@ -213,11 +216,39 @@ def compare(size: str, n_runs: int, n_steps: int) -> None:
         print(f"{what:<15}{impl:<46}{1e3 * t:>12.2f}{1.0 / t:>10.1f}{ref / t:>9.2f}")
 
 
+def profile_step(size: str = "issue", repeat: int = 5) -> None:
+    """Per-op time of one jitted loss+gradient of the block, from a jax.profiler (perfetto) trace."""
+    import collections
+    import gzip
+    import json
+    import tempfile
+    from pathlib import Path
+
+    block, x, y = jax_setup(*SIZES[size])
+    value_grad = eqx.filter_jit(eqx.filter_value_and_grad(jax_loss))
+    jax.block_until_ready(value_grad(block, x, y))
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            for _ in range(repeat):
+                jax.block_until_ready(value_grad(block, x, y))
+        (trace,) = Path(tmp).rglob("perfetto_trace.json.gz")
+        events = json.load(gzip.open(trace))["traceEvents"]
+    ms = collections.Counter()
+    for e in events:
+        name = e.get("name", "")
+        if e.get("ph") == "X" and not name.startswith(("$", "Thunk", "Pjit", "Slinky")):
+            kind = "FFT" if name.startswith("fft") else "dot (ynn/dot)" if name.startswith(("ynn", "dot")) else "elementwise fusions"
+            ms[kind] += e["dur"] / 1e3 / repeat
+    print(f"\nprofile ({size}): one jitted loss + gradient, ms per call summed over XLA ops "
+          f"(ops on the 2 threads may overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in ms.most_common()))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=4, help="models in the engine's vmapped ensemble (issue size)")
     ap.add_argument("--runs-small", type=int, default=15, help="models in the ensemble at the default grid's size")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (engine: per run, 2 chunks)")
+    ap.add_argument("--profile", action="store_true", help="also print the per-op time of the train step (issue size)")
     a = ap.parse_args()
     try:
         import torch  # noqa: F401
@@ -227,6 +258,8 @@ def main() -> int:
     jax.config.update("jax_enable_x64", False)
     compare("issue", a.runs, a.steps)
     compare("default grid", a.runs_small, 5 * a.steps)
+    if a.profile:
+        profile_step()
     return 0
 
 
