@@ -56,6 +56,14 @@ def make_project(tmp: Path, config: dict) -> Path:
     return tmp
 
 
+def default_study_project(tmp: Path, study: str) -> Path:
+    """A project copy with the default config restricted to one study (its acceptance runs)."""
+    with open(ROOT / "config" / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    cfg["studies"] = [study]
+    return make_project(tmp, cfg)
+
+
 def venv_env() -> dict:
     """The environment for subprocesses: this interpreter's bin first on PATH (the `ssmflow`
     and `snakemake` commands the rules run), whether or not the venv was activated."""

@@ -49,7 +49,7 @@ def figure_band(results: Path) -> plt.Figure:
     ax.legend(fontsize="x-small")
     ax = axes.flat[len(inits) + 1]
     styles = dict(zip(theory.filter_beta.values, ("--", "-", ":"), strict=False))
-    pal = dict(zip(theory.preset.values, sns.color_palette("colorblind", theory.sizes["preset"]), strict=True))
+    pal = dict(zip(theory.preset.values, sns.color_palette("Set1", theory.sizes["preset"]), strict=True))
     for p in theory.preset.values:
         for b in theory.filter_beta.values:
             if b != 0:
