@@ -30,7 +30,11 @@ def test_stores_and_figures(default_freqbias):
     traj = store.open_store(res / "waves/trajectories.zarr")
     assert {"lambda_im", "test_mae", "c_re", "d_skip"} <= set(traj.data_vars) and traj.sizes["seed"] == 3
     assert np.isfinite(traj.lambda_im).all()  # eigenvalues of every mode over training
-    for fig in ("band", "locality", "waves_error", "waves_modes", "denoise_examples", "denoise_error"):
+    for exp, var in (("waves", "mag_filtered"), ("denoise", "mag")):  # trained transfer functions (init, final)
+        trained = store.open_store(res / f"{exp}/transfer.zarr")
+        assert list(trained.phase.values) == ["init", "final"] and np.isfinite(trained[var]).all()
+    for fig in ("band", "locality", "waves_error", "waves_curves", "waves_modes", "denoise_examples", "denoise_error",
+                "denoise_response"):
         assert (res / f"figures/{fig}.png").stat().st_size > 20_000, fig
 
 

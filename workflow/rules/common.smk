@@ -192,14 +192,14 @@ def freqbias_figure_inputs(wildcards):
         return {"theory": "results/freqbias/theory.zarr", "transfer": "results/freqbias/transfer.zarr"}
     exps = freqbias_study.figure_inputs(VALID["freqbias"]["experiments"])[wildcards.fig]
     return {f"{kind}_{e}": f"results/freqbias/{e}/{name}" for e in exps
-            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"))}
+            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"), ("transfer", "transfer.zarr"))}
 
 
 def freqbias_outputs():
-    """Every final output of the freqbias study: theory and atlas stores, metrics per experiment, figures."""
+    """Every final output of the freqbias study: theory and atlas stores, metrics and trained transfer per experiment, figures."""
     exps = VALID["freqbias"]["experiments"]
     return (
         ["results/freqbias/theory.zarr", "results/freqbias/transfer.zarr"]
-        + [f"results/freqbias/{e}/metrics.csv" for e in exps]
+        + [f"results/freqbias/{e}/{name}" for e in exps for name in ("metrics.csv", "transfer.zarr")]
         + [f"results/freqbias/figures/{f}.png" for f in freqbias_study.figure_inputs(exps)]
     )

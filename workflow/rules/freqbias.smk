@@ -84,6 +84,20 @@ rule freqbias_evaluate:
         "ssmflow evaluate --study freqbias --traj {input.traj} --out-zarr {output.zarr} --out-csv {output.csv} > {log} 2>&1"
 
 
+# Transfer functions of the trained models (eq. 3 on the stored eigenvalues and C, init and final).
+rule freqbias_transfer:
+    input:
+        code=pkg_src("freqbias"),
+        traj="results/freqbias/{exp}/trajectories.zarr",
+    output:
+        directory("results/freqbias/{exp}/transfer.zarr"),
+    log:
+        "results/logs/freqbias/{exp}/transfer.log",
+    localrule: True
+    shell:
+        "ssmflow theory --study freqbias --traj {input.traj} --out {output} > {log} 2>&1"
+
+
 # Figures read stored data only.
 rule freqbias_figure:
     input:

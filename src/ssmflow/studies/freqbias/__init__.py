@@ -84,8 +84,8 @@ def check_config(cfg: dict) -> list[str]:
 
 
 #: figure name -> what it reads: "theory" (theory.zarr + transfer.zarr), "waves" or "denoise" (those experiments)
-FIGURES = {"band": "theory", "locality": "theory", "waves_error": "waves", "waves_modes": "waves",
-           "denoise_examples": "denoise", "denoise_error": "denoise"}
+FIGURES = {"band": "theory", "locality": "theory", "waves_error": "waves", "waves_curves": "waves", "waves_modes": "waves",
+           "denoise_examples": "denoise", "denoise_error": "denoise", "denoise_response": "denoise"}
 
 
 def figure_inputs(experiments: dict) -> dict[str, list[str]]:

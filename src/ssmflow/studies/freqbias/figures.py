@@ -3,9 +3,11 @@
 - `band`: |Khat| of every init over frequency for each alpha (atlas), centroid against alpha, filter weights (G1, G4);
 - `locality`: gradient weight against |s - y| and the discrete probe (G2), numeric TV against the bound (G3);
 - `waves_error`: final test MAE per wave for every (alpha, beta), seed mean and seeds (G5);
+- `waves_curves`: test MAE per wave against training step for every (alpha, beta) (G6);
 - `waves_modes`: Im a of every mode at init against after training, with the wave frequencies (G7);
 - `denoise_examples`: clean, noisy and output images, both stripe orientations (G8);
-- `denoise_error`: transmission T_H and T_V per alpha preset and beta, and mse_out (G9).
+- `denoise_error`: transmission T_H and T_V per alpha preset and beta, and mse_out (G9);
+- `denoise_response`: the trained filter |g w Khat(omega)| with the two stripe frequencies marked (G10).
 """
 
 from __future__ import annotations
@@ -122,34 +124,60 @@ def figure_waves_error(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_waves_modes(results: Path) -> plt.Figure:
-    """Im a of every mode and channel at init (x) against after training (y), with the wave frequencies."""
+def _waves_panels(results: Path, var: str, height: float):
+    """(exp, ds, fig, panels) of the first waves experiment: one panel per (alpha, beta) run with data in `var`,
+    listed as (ax, alpha, beta, row, col, data); panels without data are hidden."""
     exp = _experiments(results, "waves")[0]
     ds = store.open_store(results / exp / "trajectories.zarr").load().isel(variant=0, filter=0)
     alphas, betas = list(ds.alpha.values), list(ds.beta.values)
-    fig, axes = plt.subplots(len(alphas), len(betas), figsize=(3.6 * len(betas), 3.4 * len(alphas)), layout="constrained",
+    fig, axes = plt.subplots(len(alphas), len(betas), figsize=(3.6 * len(betas), height * len(alphas)), layout="constrained",
                              squeeze=False, sharex=True, sharey=True)
+    panels = []
+    for (i, a), (j, b) in ((x, y) for x in enumerate(alphas) for y in enumerate(betas)):
+        data = ds[var].sel(alpha=a, beta=b)
+        if data.isnull().all():
+            axes[i, j].set_visible(False)
+        else:
+            panels.append((axes[i, j], a, b, i == len(alphas) - 1, j == 0, data))
+    return exp, ds, fig, panels
+
+
+def figure_waves_curves(results: Path) -> plt.Figure:
+    """Test MAE per wave against step (seed mean, band +/- 1 sd), one panel per (alpha, beta)."""
+    exp, ds, fig, panels = _waves_panels(results, "test_mae", 3.0)
+    colors = sns.color_palette("rocket_r", ds.sizes["wave"])
+    for ax, a, b, bottom, left, mae in panels:
+        for k in range(ds.sizes["wave"]):
+            mean, sd = mae.isel(wave=k).mean("seed"), mae.isel(wave=k).std("seed")
+            ax.plot(ds.step, mean, color=colors[k], marker="o", ms=3, label=f"wave {k + 1}: s = {ds.wave_freq.values[k]:.3g}")
+            ax.fill_between(ds.step, mean - sd, mean + sd, color=colors[k], alpha=0.15, lw=0)
+        ax.axhline(0.25, color="gray", ls=":", lw=0.8)
+        ax.set(title=f"α = {a:g}, β = {b:g}", xlabel="training step" if bottom else "", ylabel="test MAE (log)" if left else "",
+               yscale="log")
+    panels[0][0].legend(fontsize="x-small")
+    fig.suptitle(f"{exp}: test MAE per wave over training (seed mean, band +/- 1 sd; dotted: predicting 0.5)", fontsize="small")
+    return fig
+
+
+def figure_waves_modes(results: Path) -> plt.Figure:
+    """Im a of every mode and channel at init (x) against after training (y), with the wave frequencies."""
+    exp, ds, fig, panels = _waves_panels(results, "lambda_im", 3.4)
     im = ds.lambda_im
     lo = 0.5 * float(min(np.nanmin(im.values), ds.wave_freq.values.min()))
     hi = 2 * float(max(np.nanmax(im.values), ds.wave_freq.values.max()))
-    for (i, a), (j, b) in ((x, y) for x in enumerate(alphas) for y in enumerate(betas)):
-        ax = axes[i, j]
-        run = im.sel(alpha=a, beta=b)
-        if run.isnull().all():
-            ax.set_visible(False)
-            continue
+    for ax, a, b, bottom, left, run in panels:
         ax.scatter(run.isel(step=0).values.ravel(), run.isel(step=-1).values.ravel(), s=6, alpha=0.5)
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.7)
         for k, s_k in enumerate(ds.wave_freq.values.ravel()):
             ax.axhline(s_k, color="C3", ls=":", lw=0.8)
-            if j == len(betas) - 1:
+            if ax.get_subplotspec().is_last_col():
                 ax.text(hi, s_k, f" s{k + 1}", color="C3", fontsize="x-small", va="center")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=f"α = {a:g}, β = {b:g}")
         ax.xaxis.set_major_formatter(plt.FormatStrFormatter("%g"))
         ax.yaxis.set_major_formatter(plt.FormatStrFormatter("%g"))
-        if i == len(alphas) - 1:
+        if bottom:
             ax.set_xlabel("Im a at init (rad/unit)")
-        if j == 0:
+        if left:
             ax.set_ylabel("Im a after training")
     fig.suptitle(f"{exp}: every mode, channel and seed after {ds.attrs.get('steps')} steps "
                  "(dotted red: the wave frequencies; black: no change)", fontsize="small")
@@ -208,8 +236,33 @@ def figure_denoise_error(results: Path) -> plt.Figure:
     return fig
 
 
-FIGURES = {"band": figure_band, "locality": figure_locality, "waves_error": figure_waves_error,
-           "waves_modes": figure_waves_modes, "denoise_examples": figure_denoise_examples, "denoise_error": figure_denoise_error}
+def figure_denoise_response(results: Path) -> plt.Figure:
+    """|g w Khat(omega)| at init (thin) and after training (thick), seed 0, per alpha preset; hue beta."""
+    exp, _ = _denoise(results)
+    tr = store.open_store(results / exp / "transfer.zarr").load()
+    fig, axes = plt.subplots(1, tr.sizes["alpha"], figsize=(6 * tr.sizes["alpha"], 4.2), layout="constrained", squeeze=False)
+    colors = dict(zip(tr.beta.values, sns.color_palette("coolwarm", tr.sizes["beta"]), strict=True))
+    omega = tr.omega.values[1:]
+    for ax, a in zip(axes[0], tr.alpha.values, strict=True):
+        for b in tr.beta.values:
+            for phase, lw, alpha in (("init", 0.7, 0.5), ("final", 1.6, 1.0)):
+                ax.plot(omega, tr.mag.sel(alpha=a, beta=b, seed=0, phase=phase).values[1:], color=colors[b], lw=lw, alpha=alpha)
+        for name, w in (("$\\omega_H$", tr.attrs["omega_h"]), ("$\\omega_V$", tr.attrs["omega_v"])):
+            ax.axvline(w, color="k", ls=":", lw=0.9)
+            ax.text(w, 0.03, f" {name}", transform=ax.get_xaxis_transform(), ha="left", fontsize="small")
+        ax.axhline(1.0, color="gray", lw=0.6)
+        ax.set(xscale="log", yscale="log", xlabel=r"$\omega$ (rad/sample)", ylabel=r"$|g\,w(\omega)\,\hat K(\omega)|$",
+               title=f"{a} (alpha = {float(tr.alpha_value.sel(alpha=a)):.4g})", ylim=(1e-6, None))
+    axes[0, 0].legend(handles=[Line2D([], [], color=c, label=f"β = {b:g}") for b, c in colors.items()]
+                      + [Line2D([], [], color="k", lw=0.7, alpha=0.5, label="init"), Line2D([], [], color="k", lw=1.6, label="trained")],
+                      fontsize="x-small")
+    fig.suptitle(f"{exp}: the denoising filter's gain, seed 0 (stored transfer.zarr)", fontsize="small")
+    return fig
+
+
+FIGURES = {"band": figure_band, "locality": figure_locality, "waves_error": figure_waves_error, "waves_curves": figure_waves_curves,
+           "waves_modes": figure_waves_modes, "denoise_examples": figure_denoise_examples, "denoise_error": figure_denoise_error,
+           "denoise_response": figure_denoise_response}
 
 
 def make_figure(name: str, results: Path, out: Path) -> Path:
