@@ -1,7 +1,9 @@
 """Per-run metrics of a freqbias experiment and the study-level expectations E1-E3 (freqbias.md section 10).
 
 Waves: the final test MAE per wave, its seed mean, the top wave's MAE relative to the
-baseline (alpha = 1, beta = 0) and the drift of the eigenvalues' imaginary parts (E2).
+baseline (alpha = 1, beta = 0) and the drift of the eigenvalues' imaginary parts (E2:
+`e2_below_wave3`, no mode of the run ends above the third wave's frequency; meaningful where the
+modes start below it, e.g. at alpha = 1).
 E1 flags (seed means, top wave = the highest frequency):
 - `e1_baseline_grows`: at the baseline MAE_4 > MAE_3 > MAE_2;
 - `e1_vs_baseline`: per (alpha, beta), MAE_4 below (True) or above (False) the baseline;
@@ -24,6 +26,7 @@ BASELINE = {"alpha": 1.0, "beta": 0.0}
 
 def waves_metrics(traj: xr.Dataset) -> xr.Dataset:
     """Per-run waves metrics and the E1 flags (module docstring)."""
+    wave_freq = traj.wave_freq
     traj = traj.drop_vars("wave_freq")  # (variant, wave): would clash once a wave is selected
     final = traj.test_mae.isel(step=-1, drop=True)
     mean = final.mean("seed")
@@ -35,6 +38,10 @@ def waves_metrics(traj: xr.Dataset) -> xr.Dataset:
         "test_mae_sd": final.std("seed", ddof=1),
         "final_train_loss": traj.train_loss.isel(step=-1, drop=True),
         "im_drift": np.abs(traj.lambda_im.isel(step=-1, drop=True) - traj.lambda_im.isel(step=0, drop=True)).max(("channel", "mode")),
+        "im_drift_rel": (np.abs(traj.lambda_im.isel(step=-1, drop=True) / traj.lambda_im.isel(step=0, drop=True) - 1))
+        .median(("channel", "mode")),
+        "max_im_final": traj.lambda_im.isel(step=-1, drop=True).max(("channel", "mode")),
+        "e2_below_wave3": traj.lambda_im.isel(step=-1, drop=True).max(("channel", "mode")) < wave_freq.isel(wave=2, drop=True),
         "diverged": traj.diverged_at >= 0,
     }
     if 0.0 in traj.beta.values:

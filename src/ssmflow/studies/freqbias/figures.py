@@ -1,7 +1,8 @@
 """Figures of the `freqbias` study, drawn from stored data only.
 
 - `band`: |Khat| of every init over frequency for each alpha (atlas), centroid against alpha, filter weights (G1, G4);
-- `locality`: gradient weight against |s - y| and the discrete probe (G2), numeric TV against the bound (G3);
+- `locality`: gradient weight against |s - y| and the discrete probe (G2), numeric TV against the bound (G3),
+  the official waves filter's effective weight (eq. 15) against the symmetric one (G4);
 - `waves_error`: final test MAE per wave for every (alpha, beta), seed mean and seeds (G5);
 - `waves_curves`: test MAE per wave against training step for every (alpha, beta) (G6);
 - `waves_modes`: Im a of every mode at init against after training, with the wave frequencies (G7);
@@ -71,7 +72,7 @@ def figure_band(results: Path) -> plt.Figure:
 def figure_locality(results: Path) -> plt.Figure:
     """Gradient weight (eqs. 5, 7) and discrete probe (test 3d); TV against the eq. 4 bound."""
     th = store.open_store(results / "theory.zarr").load()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), layout="constrained")
     y, x = th.attrs["pole_im"], abs(th.attrs["pole_re"])
     ax = axes[0]
     d = th.s.values - y
@@ -97,6 +98,12 @@ def figure_locality(results: Path) -> plt.Figure:
     ax.set(xscale="log", yscale="log", xlabel="bound (eq. 4)", ylabel=r"numeric TV on $[\Omega, 10^6\Omega]$",
            title=f"TV of G above $\\Omega$ ({th.sizes['draw']} random systems)")
     ax.legend(fontsize="x-small")
+    ax = axes[3]
+    for b, color in zip(th.filter_beta.values, sns.color_palette("colorblind", th.sizes["filter_beta"]), strict=True):
+        ax.plot(th.f, th.weight_emul.sel(filter_beta=b), color=color, label=f"official waves FFT (eq. 15), $\\beta$ = {b:g}")
+        ax.plot(th.f, th.weight_sym_upstream.sel(filter_beta=b), color=color, ls="--", label="symmetric, same scale")
+    ax.set(yscale="log", xlabel="f (cycles/sample)", ylabel="effective weight", title="eq. 15 at L = 62832 against eq. 12")
+    ax.legend(fontsize="xx-small")
     return fig
 
 
