@@ -45,7 +45,12 @@ BAD = {
     "theory alpha aliases": (lambda c: c["freqbias"]["theory"].update(alpha=[1.0, 40.0]),
                              ["freqbias.theory.alpha[1]", "40.0", "< pi"]),
     "unknown filter": (lambda c: c["freqbias"]["experiments"]["waves"]["axes"].update(filter=["gauss"]),
-                       ["freqbias.experiments.waves.axes.filter[0]", "'gauss'", "paper", "upstream-emul"]),
+                       ["freqbias.experiments.waves.axes.filter[0]", "'gauss'", "paper", "upstream-emul", "band"]),
+    "band filter scale <= 0": (lambda c: (c["freqbias"]["experiments"]["waves"]["axes"].update(filter=["band"]),
+                                          c["freqbias"]["experiments"]["waves"].update(filter_s0=-30.7)),
+                               ["freqbias.experiments.waves.filter_s0", "-30.7", "a number > 0", "rad/unit"]),
+    "band filter without a scale": (lambda c: c["freqbias"]["experiments"]["waves"]["axes"].update(filter=["paper", "band"]),
+                                    ["freqbias.experiments.waves.filter_s0", "None", "a number > 0", "required with filter band"]),
 }
 
 
@@ -67,7 +72,7 @@ def test_bad_freqbias_config_message(case):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("case", ["alpha <= 0", "frequency above Nyquist", "unknown image set"])
+@pytest.mark.parametrize("case", ["alpha <= 0", "frequency above Nyquist", "unknown image set", "band filter scale <= 0"])
 def test_snakemake_stops_before_any_freqbias_job(case, tmp_path):
     cfg = freqbias_config()
     BAD[case][0](cfg)

@@ -8,7 +8,8 @@ from test_freqbias_config import freqbias_config
 
 from ssmflow import config as cfgmod
 from ssmflow import grid
-from ssmflow.studies.freqbias import evaluate, job
+from ssmflow.ssm import sobolev
+from ssmflow.studies.freqbias import evaluate, job, waves
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +40,26 @@ def test_denoise_smoke_run_reduces_the_loss(shards):
     assert (ds.c_re.isel(step=0, mode=0) == 0).all()  # eq. 20: C_0 = 0 at init
     metrics = evaluate.metrics_dataset(ds)
     assert set(metrics.tv_over_th.dims) == {"alpha", "beta", "source"}
+
+
+def test_band_filter_scale_maps_to_kappa_by_eq13():
+    """The `band` filter takes s_0 (rad/unit) from the experiment's `filter_s0`: kappa = 2 pi/(Delta s_0), so
+    w = (1 + |s|/s_0)^beta (w = 2^beta at s = s_0); the presets keep their kappa."""
+    cfg = freqbias_config()
+    exp = cfg["freqbias"]["experiments"]["waves"]
+    exp["axes"]["filter"], exp["filter_s0"] = ["paper", "band"], 30.7
+    specs = {s.spec["axes"]["filter"][0]: s.spec for s in grid.expand(cfgmod.validate(cfg), "freqbias")["waves"]}
+    step = specs["band"]["settings"]["step"]
+    kappa = waves.filter_kappa("band", step, specs["band"]["settings"]["filter_s0"])
+    assert kappa == pytest.approx(2 * np.pi / (step * 30.7), rel=1e-15)
+    n_fft = 4096
+    f = 30.7 * step / (2 * np.pi)  # s = s_0 in cycles/sample
+    m = np.arange(n_fft // 2 + 1)
+    for beta in (-1.0, 1.0):
+        w = np.asarray(sobolev.sobolev_weights(n_fft, beta, kappa))
+        assert np.interp(f, m / n_fft, w) == pytest.approx(2.0**beta, rel=1e-3)  # linear interpolation between bins
+        assert np.allclose(w, (1 + (2 * np.pi * m / n_fft / step) / 30.7) ** beta, rtol=1e-6)
+    assert waves.filter_kappa("paper", step) == sobolev.preset_kappa("paper", step)
+    assert waves.filter_kappa("upstream-emul", step) == sobolev.preset_kappa("upstream-waves", step)
+    with pytest.raises(ValueError, match="s0"):
+        waves.filter_kappa("band", step)

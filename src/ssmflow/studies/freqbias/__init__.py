@@ -25,8 +25,9 @@ WHOLE_DIMS = ("step", "seed", "wave", "channel", "mode", "noise", "source", "pha
               "omega", "s", "f", "draw", "cutoff", "omega0")
 #: ragged dims: shards with fewer entries are NaN-padded when gathered
 PAD_DIMS = ()
-#: filter presets a waves experiment may train with (`ssm.sobolev.PRESETS` plus the upstream emulation)
-WAVE_FILTERS = ("paper", "upstream-waves", "upstream-emul")
+#: filters a waves experiment may train with: `ssm.sobolev.PRESETS`, the upstream emulation, and `band`
+#: (w = (1 + |s|/s_0)^beta with the experiment's own scale `filter_s0` in rad/unit, e.g. inside the waves' band)
+WAVE_FILTERS = ("paper", "upstream-waves", "upstream-emul", "band")
 
 
 def _check_alpha(where: str, alphas, kind: str) -> list[str]:
@@ -62,6 +63,11 @@ def check_config(cfg: dict) -> list[str]:
             for i, f in enumerate(axes.get("filter", [])):
                 if f not in WAVE_FILTERS:
                     msgs.append(f"config key {where}.axes.filter[{i}]: got {f!r}; allowed: one of {list(WAVE_FILTERS)}.")
+            s0 = exp.get("filter_s0")
+            if "band" in axes.get("filter", []) or s0 is not None:
+                if not (isinstance(s0, int | float) and not isinstance(s0, bool) and s0 > 0):
+                    msgs.append(f"config key {where}.filter_s0: got {s0!r}; allowed: a number > 0 (the scale s_0 of the "
+                                "`band` filter in rad/unit, w = (1 + |s|/s_0)^beta; required with filter band).")
         else:
             if "alpha" not in axes or "beta" not in axes:
                 msgs.append(f"config key {where}.axes: got {sorted(axes)}; required: alpha and beta.")

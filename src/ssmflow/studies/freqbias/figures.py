@@ -107,6 +107,12 @@ def figure_locality(results: Path) -> plt.Figure:
     return fig
 
 
+def _filter_label(ds, filt) -> str:
+    """'filter <label>', with the scale of the `band` filter (attr `filter_s0`, rad/unit)."""
+    s0 = ds.attrs.get("filter_s0")
+    return f"filter {filt}" + (f" ($s_0$ = {s0:.3g} rad/unit)" if filt == "band" and s0 is not None else "")
+
+
 def figure_waves_error(results: Path) -> plt.Figure:
     """Final test MAE per wave for every (alpha, beta): seed mean (bars) and seeds (dots), per experiment and filter."""
     panels = []
@@ -114,7 +120,7 @@ def figure_waves_error(results: Path) -> plt.Figure:
         ds = store.open_store(results / exp / "trajectories.zarr").load()
         for v in ds.variant.values:
             for f in ds.filter.values:
-                panels.append((exp, ds.sel(variant=v, filter=f), f"{exp}: {v}, filter {f}"))
+                panels.append((exp, ds.sel(variant=v, filter=f), f"{exp}: {v}, {_filter_label(ds, f)}"))
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), layout="constrained", squeeze=False)
     for ax, (exp, ds, title) in zip(axes[:, 0], panels, strict=True):
         df = ds.test_mae.isel(step=-1).to_dataframe().reset_index().dropna(subset=["test_mae"])
@@ -162,7 +168,8 @@ def figure_waves_curves(results: Path) -> plt.Figure:
         ax.set(title=f"α = {a:g}, β = {b:g}", xlabel="training step" if bottom else "", ylabel="test MAE (log)" if left else "",
                yscale="log")
     panels[0][0].legend(fontsize="x-small")
-    fig.suptitle(f"{exp}: test MAE per wave over training (seed mean, band +/- 1 sd; dotted: predicting 0.5)", fontsize="small")
+    fig.suptitle(f"{exp}, {_filter_label(ds, ds.filter.item())}: test MAE per wave over training (seed mean, shaded +/- 1 sd; "
+                 "dotted: predicting 0.5)", fontsize="small")
     return fig
 
 

@@ -77,7 +77,8 @@ def train_waves(spec: dict) -> xr.Dataset:
     freqs = geometry.wave_frequencies(s["cycles"], length, step)
     basis = waves.cosine_basis(freqs, length, step)
     emul = filt == "upstream-emul"
-    kappa = preset_kappa("upstream-waves" if emul else filt, step)
+    filter_s0 = s.get("filter_s0") if filt == "band" else None
+    kappa = waves.filter_kappa(filt, step, filter_s0)
     cells, seeds = run_grid(spec), list(range(common["seeds"]))
     rows = [(a, b, seed) for a, b in cells for seed in seeds]
     real = jnp.result_type(float)
@@ -167,7 +168,8 @@ def train_waves(spec: dict) -> xr.Dataset:
     )
     ds.attrs = store.provenance(
         digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"], shard=spec["shard"],
-        kind="waves", length=length, delta=step, kappa=kappa, cycles=list(s["cycles"]), steps=s["steps"], batch=batch,
+        kind="waves", length=length, delta=step, kappa=kappa, **({"filter_s0": float(filter_s0)} if filter_s0 else {}),
+        cycles=list(s["cycles"]), steps=s["steps"], batch=batch,
         steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
     )
     return ds

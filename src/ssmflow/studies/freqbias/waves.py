@@ -19,9 +19,19 @@ import numpy as np
 from ssmflow._types import Array, Complex, Float, PRNGKeyArray
 from ssmflow.ssm.discretize import discretize_zoh
 from ssmflow.ssm.kernels import vandermonde_kernel
-from ssmflow.ssm.sobolev import sobolev_fft_conv, upstream_emul_conv
+from ssmflow.ssm.sobolev import kappa_from_scale, preset_kappa, sobolev_fft_conv, upstream_emul_conv
 
 N_WAVES = 4
+
+
+def filter_kappa(filt: str, step: float, s0: float | None = None) -> float:
+    """kappa of a waves filter: `band` from the experiment's scale s_0 (rad/unit, eq. 13); `upstream-emul`
+    carries the `upstream-waves` scale; any other label is a `ssm.sobolev.PRESETS` preset."""
+    if filt == "band":
+        if s0 is None:
+            raise ValueError("The `band` filter needs its scale `s0` (rad/unit).")
+        return kappa_from_scale(step, s0)
+    return preset_kappa("upstream-waves" if filt == "upstream-emul" else filt, step)
 
 
 def waves_init_eigenvalues(state_size: int, alpha: Float[Array, ""] | float) -> Complex[Array, " mode"]:
