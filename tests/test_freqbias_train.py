@@ -7,9 +7,9 @@ import pytest
 from test_freqbias_config import freqbias_config
 
 from ssmflow import config as cfgmod
-from ssmflow import grid
+from ssmflow import grid, store
 from ssmflow.ssm import sobolev
-from ssmflow.studies.freqbias import evaluate, job, waves
+from ssmflow.studies.freqbias import evaluate, job, reference, waves
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def shards():
     return grid.expand(cfgmod.validate(freqbias_config()), "freqbias")
 
 
-def test_waves_smoke_run_reduces_the_loss(shards):
+def test_waves_smoke_run_reduces_the_loss(shards, tmp_path):
     ds = job.train_shard(shards["waves"][0].spec)
     loss = ds.train_loss.isel(variant=0, filter=0)
     for a, b in ((1.0, 0.0), (100.0, 1.0)):
@@ -28,6 +28,15 @@ def test_waves_smoke_run_reduces_the_loss(shards):
     assert np.isfinite(ds.test_mae.sel(alpha=100.0, beta=1.0)).all()
     metrics = evaluate.metrics_dataset(ds)
     assert float(metrics.top_mae_vs_baseline.sel(alpha=1.0, beta=0.0).squeeze()) == 1.0
+    # two filters with different kappa gathered into one experiment: each keeps its own weight
+    other = ds.assign_coords(filter=np.array(["band"], dtype=object), kappa=("filter", [7.0]))
+    for name, part in (("a", ds), ("b", other)):
+        store.write_atomic(part, tmp_path / f"{name}.zarr", whole=grid.layout("freqbias")[0])
+    both = store.gather([tmp_path / "a.zarr", tmp_path / "b.zarr"], pad_dims=grid.layout("freqbias")[1]).load()
+    tf = reference.waves_transfer(both)
+    ratio = (tf.mag_filtered / tf.mag_kernel).sel(alpha=100.0, beta=1.0, seed=0, phase="final").isel(variant=0, channel=0)
+    for name, kappa in zip(both["filter"].values, both.kappa.values, strict=True):
+        np.testing.assert_allclose(ratio.sel(filter=name).values, 1 + kappa * tf.omega.values / (2 * np.pi), rtol=1e-12)
 
 
 def test_denoise_smoke_run_reduces_the_loss(shards):

@@ -164,6 +164,7 @@ def train_waves(spec: dict) -> xr.Dataset:
             "alpha": np.asarray(alphas, float), "beta": np.asarray(betas, float), "seed": np.asarray(seeds), "step": rec,
             "wave": np.arange(waves.N_WAVES), "channel": np.arange(channels), "mode": np.arange(n_state // 2),
             "wave_freq": (("variant", "wave"), np.asarray([freqs])),
+            "kappa": ("filter", [kappa]),  # a coordinate, not only an attr: shards of other filters differ in it
         },
     )
     ds.attrs = store.provenance(

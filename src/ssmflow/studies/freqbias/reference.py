@@ -28,9 +28,9 @@ def _khat(lam, c, step: float, omega) -> np.ndarray:
     return np.asarray(transfer_discrete(disc.log_abar, c * disc.bbar, jnp.asarray(omega)))
 
 
-def _weight(omega, beta, kappa: float) -> np.ndarray:
-    """(1 + kappa |omega|/(2 pi))^beta, beta broadcast against omega's leading axes."""
-    return (1 + kappa * np.abs(omega) / (2 * np.pi)) ** np.asarray(beta)[..., None]
+def _weight(omega, beta, kappa) -> np.ndarray:
+    """(1 + kappa |omega|/(2 pi))^beta; beta and kappa broadcast against omega's leading axes."""
+    return (1 + np.asarray(kappa)[..., None] * np.abs(omega) / (2 * np.pi)) ** np.asarray(beta)[..., None]
 
 
 def waves_transfer(traj: xr.Dataset, n_omega: int = 512) -> xr.Dataset:
@@ -42,15 +42,18 @@ def waves_transfer(traj: xr.Dataset, n_omega: int = 512) -> xr.Dataset:
     c = np.nan_to_num((ends.c_re + 1j * ends.c_im).values)
     khat = _khat(lam, c, float(traj.attrs["delta"]), omega)  # (variant, filter, alpha, beta, seed, phase, channel, omega)
     beta = traj.beta.values[None, None, None, :, None, None, None]
+    # kappa per filter (a coordinate on `filter`; stores written before it was one carry it as an attr)
+    kappa = traj["kappa"].values if "kappa" in traj.coords else np.full(traj.sizes["filter"], float(traj.attrs["kappa"]))
+    kappa = np.asarray(kappa, float)[None, :, None, None, None, None, None]
     mag = np.abs(khat)
     missing = np.isnan(ends.lambda_re.values[..., :1])  # cells not run stay NaN
     dims = (*ends.lambda_re.dims[:-1], "omega")
     coords = {k: v for k, v in ends.coords.items() if k not in ("step", "mode")}
     return xr.Dataset(
         {"mag_kernel": (dims, np.where(missing, np.nan, mag)),
-         "mag_filtered": (dims, np.where(missing, np.nan, mag * _weight(omega, beta, float(traj.attrs["kappa"]))))},
+         "mag_filtered": (dims, np.where(missing, np.nan, mag * _weight(omega, beta, kappa)))},
         coords={**coords, "omega": omega},
-        attrs={"kind": "waves", "delta": traj.attrs["delta"], "kappa": traj.attrs["kappa"]},
+        attrs={"kind": "waves", "delta": traj.attrs["delta"]},
     )
 
 
