@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import default_study_project
-from test_workflow import scheduled, smk
+from test_workflow import scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 
@@ -69,12 +69,6 @@ def test_denoising_removes_one_orientation_and_the_flip_reverses_it(default_freq
 
 
 def test_editing_the_sobolev_filter_reruns_freqbias_training(default_freqbias):
-    mod = default_freqbias / "src/ssmflow/ssm/sobolev.py"
-    old = mod.read_text()
-    mod.write_text(old + "\n# edited\n")
-    try:
-        jobs = scheduled(default_freqbias)
-    finally:
-        mod.write_text(old)
+    jobs = scheduled_after_edit(default_freqbias, "src/ssmflow/ssm/sobolev.py")
     assert jobs["freqbias_train"] == 2 and jobs["freqbias_checks"] == 1, jobs
     assert scheduled(default_freqbias) == {}

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, make_project
-from test_workflow import scheduled, smk
+from test_workflow import scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 from ssmflow.studies import icl
@@ -102,12 +102,6 @@ def test_every_figure_is_drawn(default_icl):
 
 def test_reruns_are_incremental(default_icl):
     assert scheduled(default_icl) == {}
-    mod = default_icl / "src/ssmflow/studies/icl/figures.py"
-    old = mod.read_text()
-    mod.write_text(old + "\n# edited\n")
-    try:
-        jobs = scheduled(default_icl)
-    finally:
-        mod.write_text(old)
+    jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/figures.py")
     assert jobs["icl_train"] == 5 and all(r == "all" or r.startswith("icl_") for r in jobs), jobs
     assert scheduled(default_icl) == {}

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT, make_project
 from test_s4d_config import s4d_config
-from test_workflow import scheduled, smk
+from test_workflow import scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 
@@ -41,27 +41,15 @@ def test_stores_metrics_and_figures(tiny_s4d):
 
 
 def test_editing_the_shared_ssm_core_reruns_s4d_training(tiny_s4d):
-    mod = tiny_s4d / "src/ssmflow/ssm/kernels.py"
-    old = mod.read_text()
-    mod.write_text(old + "\n# edited\n")
-    try:
-        jobs = scheduled(tiny_s4d)
-    finally:
-        mod.write_text(old)
+    jobs = scheduled_after_edit(tiny_s4d, "src/ssmflow/ssm/kernels.py")
     assert jobs["s4d_train"] == 2 and jobs["s4d_checks"] == 1 and jobs["s4d_kernel_limit"] == 1, jobs
     assert scheduled(tiny_s4d) == {}
 
 
 def test_editing_the_kernel_limit_config_reruns_no_training(tiny_s4d):
-    cfg_path = tiny_s4d / "config/config.yaml"
-    old = cfg_path.read_text()
-    cfg = yaml.safe_load(old)
+    cfg = yaml.safe_load((tiny_s4d / "config/config.yaml").read_text())
     cfg["s4d"]["kernel_limit"]["N"] = [16, 32, 64]
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
-        jobs = scheduled(tiny_s4d)
-    finally:
-        cfg_path.write_text(old)
+    jobs = scheduled_after_edit(tiny_s4d, "config/config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     assert jobs == {"all": 1, "s4d_kernel_limit": 1, "s4d_figure": 1}, jobs
 
 

@@ -38,6 +38,18 @@ def scheduled(proj: Path) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
+def scheduled_after_edit(proj: Path, rel: str, text: str | None = None) -> dict[str, int]:
+    """`scheduled` while the project file `rel` is edited (a comment appended, or replaced by
+    `text`); the file is restored afterwards, whatever happens."""
+    path = proj / rel
+    old = path.read_text()
+    path.write_text(old + "\n# edited\n" if text is None else text)
+    try:
+        return scheduled(proj)
+    finally:
+        path.write_text(old)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     proj = make_project(tmp_path_factory.mktemp("tiny"), tiny_config())
@@ -84,26 +96,14 @@ def test_complete_run_schedules_nothing(tiny):
 
 
 def test_adding_a_state_size_schedules_only_new_shard_and_dependents(tiny):
-    cfg_path = tiny / "config/config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg = yaml.safe_load((tiny / "config/config.yaml").read_text())
     cfg["dynamics"]["experiments"]["F3"]["axes"]["N"].append(4)
-    old = cfg_path.read_text()
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
-        jobs = scheduled(tiny)
-    finally:
-        cfg_path.write_text(old)
+    jobs = scheduled_after_edit(tiny, "config/config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     assert jobs == {"all": 1, "dynamics_train": 1, "dynamics_gather": 1, "dynamics_theory": 1, "dynamics_evaluate": 1, "dynamics_figure": 1}, jobs
 
 
 def test_editing_a_dynamics_module_reruns_dynamics_jobs(tiny):
-    mod = tiny / "src/ssmflow/studies/dynamics/theory.py"
-    old = mod.read_text()
-    mod.write_text(old + "\n# edited\n")
-    try:
-        jobs = scheduled(tiny)
-    finally:
-        mod.write_text(old)
+    jobs = scheduled_after_edit(tiny, "src/ssmflow/studies/dynamics/theory.py")
     assert jobs["dynamics_train"] == 3 and jobs["dynamics_checks"] == 1, jobs
     assert all(r == "all" or r.startswith("dynamics_") for r in jobs)
     assert scheduled(tiny) == {}  # restored file: same checksum, nothing to do
