@@ -94,3 +94,29 @@ def assert_snakemake_refuses(tmp: Path, cfg: dict, fragments) -> None:
     for fragment in fragments:
         assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
     assert not (proj / "results").exists()  # nothing ran
+
+
+def quadratic_ensemble(curv=(1.0, 2.0), n_steps: int = 600, record_every: float = 7.0, lam: float = 0.1):
+    """Engine inputs for a toy ensemble: run i does GD at rate `lam` on 0.5 curv_i w^2 from w = 1.
+
+    Returns `(init_fn, loss_fn, observe_fn, runs, steps)` for `train.train_ensemble`; the
+    weight is recorded every `record_every` steps up to `n_steps`.
+    """
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ssmflow import train
+
+    def init_fn(run):
+        return {"w": jnp.asarray(1.0)}
+
+    def loss_fn(params, run, key):
+        return 0.5 * run["curv"] * params["w"] ** 2
+
+    def observe_fn(params, run):
+        return {"w": params["w"]}
+
+    n = len(curv)
+    runs = {"key": jnp.stack([train.run_key("t", {"i": i}) for i in range(n)]), "lam": jnp.full(n, lam), "curv": jnp.asarray(curv)}
+    steps = train.record_steps(np.arange(0, float(n_steps), record_every), np.ones(n), np.full(n, float(n_steps)))
+    return init_fn, loss_fn, observe_fn, runs, steps

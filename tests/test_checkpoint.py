@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import tiny_config, venv_env
+from conftest import quadratic_ensemble, tiny_config, venv_env
 
 from ssmflow import config as cfgmod
 from ssmflow import grid, store, train
@@ -125,20 +124,8 @@ def test_sigterm_saves_a_checkpoint_and_resumes_bit_identical(job):
 # ---------------------------------------------------------------- engine-level, in-process
 
 
-def _toy(curv=(1.0, 2.0), n_steps=600):
-    def init_fn(run):
-        return {"w": jnp.asarray(1.0)}
-
-    def loss_fn(params, run, key):
-        return 0.5 * run["curv"] * params["w"] ** 2
-
-    def observe_fn(params, run):
-        return {"w": params["w"]}
-
-    runs = {"key": jnp.stack([train.run_key("t", {"i": i}) for i in range(len(curv))]), "lam": jnp.full(len(curv), 0.1),
-            "curv": jnp.asarray(curv)}
-    steps = train.record_steps(np.arange(0, float(n_steps), 7.0), np.ones(len(curv)), np.full(len(curv), float(n_steps)))
-    return (init_fn, loss_fn, observe_fn, runs, steps)
+def _toy(curv=(1.0, 2.0)):
+    return quadratic_ensemble(curv, n_steps=600, record_every=7.0)
 
 
 def test_checkpoint_of_another_job_or_a_corrupt_file_is_ignored(tmp_path, caplog):

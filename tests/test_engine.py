@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
-from conftest import tiny_config
+from conftest import quadratic_ensemble, tiny_config
 
 from ssmflow import config as cfgmod
 from ssmflow import grid, train
@@ -33,19 +32,7 @@ def test_trajectory_bit_identical_alone_or_vmapped_beside_others():
 
 
 def test_divergence_is_recorded_and_neighbours_go_on():
-    def init_fn(run):
-        return {"w": jnp.asarray(1.0)}
-
-    def loss_fn(params, run, key):
-        return 0.5 * run["curv"] * params["w"] ** 2
-
-    def observe_fn(params, run):
-        return {"w": params["w"]}
-
-    lam = np.array([0.1, 0.1])
-    runs = {"key": jnp.stack([train.run_key("t", {"i": i}) for i in range(2)]), "lam": jnp.asarray(lam), "curv": jnp.asarray([1.0, 30.0])}
-    steps = train.record_steps(np.arange(0, 2000.0, 1.0), np.ones(2), np.full(2, 2000.0))
-    res = train.train_ensemble(init_fn, loss_fn, observe_fn, runs, steps, chunk_steps=256)
+    res = train.train_ensemble(*quadratic_ensemble((1.0, 30.0), n_steps=2000, record_every=1.0), chunk_steps=256)
     assert res.diverged_at[0] == train.NO_STEP
     assert 0 < res.diverged_at[1] < 2000  # |1 - 0.1*30| = 2 per step: overflow after ~1000 steps
     assert abs(res.records["w"][0, 100] - 0.9**100) < 1e-12  # the stable neighbour is unaffected

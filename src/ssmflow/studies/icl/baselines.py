@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmflow._types import Array, Float
+from ssmflow.ssm.discretize import discretize_zoh
 from ssmflow.studies.icl.model import bilinear_window, decay, final_state, windows
 
 
@@ -82,10 +83,10 @@ class LTISSM(eqx.Module):
     pred_sign: float = eqx.field(static=True, default=-1.0)
 
     def _discrete(self):
-        lam_dt = (self.lam_re + 1j * self.lam_im) * jnp.exp(self.log_step)
-        lbar = jnp.exp(lam_dt)
-        bbar = ((lbar - 1.0) / (self.lam_re + 1j * self.lam_im))[:, None] * (self.B_re + 1j * self.B_im)
-        return lam_dt, lbar, bbar
+        """ZOH (`ssm.discretize_zoh`, B = 1 per mode, then the (state, H) input matrix)."""
+        lam = self.lam_re + 1j * self.lam_im
+        disc = discretize_zoh(lam, jnp.ones_like(lam), jnp.exp(self.log_step))
+        return disc.log_abar, disc.abar, disc.bbar[:, None] * (self.B_re + 1j * self.B_im)
 
     def _readout(self, h, u_last):
         return self.pred_sign * (jnp.real((self.C_re + 1j * self.C_im) @ h) + self.D * u_last)

@@ -113,16 +113,26 @@ def figure_kernel_limit(results: Path) -> plt.Figure:
     return fig
 
 
+def _experiment_by_n_grid(results: Path, row_height: float):
+    """[(experiment, trajectories)], and a figure with one row per experiment and one column per N
+    (axes beyond an experiment's own N values are hidden)."""
+    sets = [(e, _open(results, e)) for e in _experiments(results)]
+    n_cols = max(ds.sizes["N"] for _, ds in sets)
+    fig, axes = plt.subplots(len(sets), n_cols, figsize=(4.6 * n_cols, row_height * len(sets)), layout="constrained",
+                             squeeze=False)
+    for row, (_, ds) in enumerate(sets):
+        for col in range(ds.sizes["N"], n_cols):
+            axes[row, col].set_visible(False)
+    return sets, fig, axes
+
+
 #: y range and chance level per metric
 METRIC_RANGE = {"accuracy": ((0.0, 1.0), 0.1, "chance"), "r2": ((-0.05, 1.0), 0.0, "predict 0")}
 
 
 def figure_accuracy(results: Path) -> plt.Figure:
     """Final test metric per init, one marker per seed, ZOH and bilinear side by side, per (experiment, N)."""
-    exps = _experiments(results)
-    sets = [(e, _open(results, e)) for e in exps]
-    n_cols = max(ds.sizes["N"] for _, ds in sets)
-    fig, axes = plt.subplots(len(sets), n_cols, figsize=(4.6 * n_cols, 3.5 * len(sets)), layout="constrained", squeeze=False)
+    sets, fig, axes = _experiment_by_n_grid(results, row_height=3.5)
     discs = list(sets[0][1].disc.values)
     palette = dict(zip(discs, sns.color_palette("Set2", len(discs)), strict=True))
     for row, (exp, ds) in enumerate(sets):
@@ -147,8 +157,6 @@ def figure_accuracy(results: Path) -> plt.Figure:
             ax.set(title=f"{_title(ds, exp)}, N = {n}", xlabel="", ylim=ylim,
                    ylabel=METRIC_LABELS.get(metric, "test metric") if col == 0 else "")
             ax.tick_params(axis="x", labelrotation=20)
-        for col in range(ds.sizes["N"], n_cols):
-            axes[row, col].set_visible(False)
     fig.legend(handles=[Line2D([], [], color=c, marker="o", lw=2, label=d) for d, c in palette.items()],
                loc="outside lower center", ncol=len(discs),
                title=f"discretization: dots are seeds, bars the mean +/- sd over {sets[0][1].sizes['seed']} seeds")
@@ -157,10 +165,7 @@ def figure_accuracy(results: Path) -> plt.Figure:
 
 def figure_curves(results: Path) -> plt.Figure:
     """Validation metric against step, per (experiment, N): seed mean and +/- 1 sd, hue init, style disc."""
-    exps = _experiments(results)
-    sets = [(e, _open(results, e)) for e in exps]
-    n_cols = max(ds.sizes["N"] for _, ds in sets)
-    fig, axes = plt.subplots(len(sets), n_cols, figsize=(4.6 * n_cols, 3.4 * len(sets)), layout="constrained", squeeze=False)
+    sets, fig, axes = _experiment_by_n_grid(results, row_height=3.4)
     palette = _init_palette(sets[0][1].init.values)
     for row, (exp, ds) in enumerate(sets):
         val = ds.val_metric.load()
@@ -176,8 +181,6 @@ def figure_curves(results: Path) -> plt.Figure:
                    ylabel="validation " + METRIC_LABELS.get(ds.attrs.get("metric"), "metric").replace("test ", ""))
             if ds.attrs.get("metric") == "r2":
                 ax.set_ylim(-0.3, 1.05)
-        for col in range(ds.sizes["N"], n_cols):
-            axes[row, col].set_visible(False)
     handles = [Line2D([], [], color=c, lw=2, label=INIT_LABELS.get(i, i)) for i, c in palette.items()]
     handles += [Line2D([], [], color="k", ls=ls, label=d) for d, ls in DISC_STYLE.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), title="seed mean, band +/- 1 sd")
