@@ -16,7 +16,7 @@ from ssmflow.studies.s4d import evaluate, job, tasks
 def _spec(**experiment) -> dict:
     cfg = s4d_config()
     cfg["s4d"]["experiments"] = {"smoke": experiment}
-    return s4d.training_spec(grid.expand(cfgmod.validate(cfg), "s4d")["smoke"][0].spec)
+    return grid.expand(cfgmod.validate(cfg), "s4d")["smoke"][0].spec
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,9 @@ def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict
     # `allOf` wrappers report the same problem twice; keep the first of each message
     lines = list(dict.fromkeys(_leaf(e) for e in errors))
     if not lines:
-        from ssmflow.grid import study_checks
+        from ssmflow.study import get
 
-        lines = [msg for study in cfg.get("studies", []) if study in cfg for msg in study_checks(study)(cfg[study])]
+        lines = [msg for study in cfg.get("studies", []) if study in cfg for msg in get(study).check_config(cfg[study])]
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     return cfg

@@ -9,31 +9,17 @@ shard exactly when its own part of the config changes.
 
 from __future__ import annotations
 
-import importlib
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-STUDIES = ("dynamics", "freqbias", "icl", "s4d")
-
-
-def study_module(study: str):
-    """The study's light (JAX-free) package module: SHARD_AXES, RUN_DIMS, check_config."""
-    if study not in STUDIES:
-        raise ValueError(f"`study` (={study!r}) must be one of {STUDIES}.")
-    return importlib.import_module(f"ssmflow.studies.{study}")
+from ssmflow import study as study_contract
 
 
 def layout(study: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The study's store layout: (dims kept whole in one chunk, ragged dims NaN-padded on gather)."""
-    mod = study_module(study)
-    return tuple(mod.WHOLE_DIMS), tuple(getattr(mod, "PAD_DIMS", ()))
-
-
-def study_checks(study: str) -> Callable[[dict], list[str]]:
-    """The study's own config checks (beyond the schema): a function returning messages."""
-    return study_module(study).check_config
+    s = study_contract.get(study)
+    return tuple(s.whole_dims), tuple(s.pad_dims)
 
 
 @dataclass(frozen=True)
@@ -58,18 +44,17 @@ def expand(config: dict, study: str) -> dict[str, list[Shard]]:
     **Arguments:** `config` validated by `ssmflow.config.validate`; `study` name.
     **Returns:** {experiment: [Shard, ...]}.
     """
-    mod = study_module(study)
-    scfg = config[study]
-    common = {k: v for k, v in scfg.items() if k != "experiments"}
+    decl = study_contract.get(study)
+    common = common_settings(config, study)
     out: dict[str, list[Shard]] = {}
-    for exp, ecfg in scfg["experiments"].items():
+    for exp, ecfg in config[study]["experiments"].items():
         axes = ecfg["axes"]
-        shard_axes = [a for a in mod.SHARD_AXES if a in axes]
+        shard_axes = [a for a in decl.shard_axes if a in axes]
         settings = {k: v for k, v in ecfg.items() if k != "axes"}
         shards = []
         for combo in itertools.product(*(axes[a] for a in shard_axes)):
             fixed = dict(zip(shard_axes, combo, strict=True))
-            run_axes = {a: ([fixed[a]] if a in fixed else list(axes[a])) for a in mod.RUN_DIMS if a in axes}
+            run_axes = {a: ([fixed[a]] if a in fixed else list(axes[a])) for a in decl.run_dims if a in axes}
             spec = {
                 "study": study,
                 "experiment": exp,
@@ -81,6 +66,25 @@ def expand(config: dict, study: str) -> dict[str, list[Shard]]:
             shards.append(Shard(study, exp, shard_name(fixed), fixed, spec))
         out[exp] = shards
     return out
+
+
+def common_settings(config: dict, study: str) -> dict[str, Any]:
+    """The study section's settings shared by its experiments, without the sections only
+    study stores read (so editing those reruns no training or data job)."""
+    skip = {"experiments", *study_contract.get(study).not_training}
+    return {k: v for k, v in config[study].items() if k not in skip}
+
+
+def experiment_spec(config: dict, study: str, experiment: str) -> dict[str, Any]:
+    """The JSON spec of one experiment as a whole (every axis value): the data stage's input."""
+    ecfg = config[study]["experiments"][experiment]
+    return {
+        "study": study,
+        "experiment": experiment,
+        "axes": ecfg["axes"],
+        "settings": {k: v for k, v in ecfg.items() if k != "axes"},
+        "common": common_settings(config, study),
+    }
 
 
 def shard_table(config: dict, study: str) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@ dynamics section beyond what the JSON schema can say.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ssmflow.study import Stage, Study, experiment_inputs
+
 #: axes that change shapes or code paths: one job (shard) per combination
 SHARD_AXES = ("N", "param", "depth", "conv")
 #: canonical run dims of the stores (spec section 5); seed is added by the job
@@ -49,3 +53,29 @@ FIGURES = {"F1": ("F1", "F1c"), "F2": ("F2",), "F3": ("F3",), "F4": ("F4",), "F5
 def figure_inputs(experiments) -> dict[str, list[str]]:
     """The figures a config can draw, each with the configured experiments it reads."""
     return {fig: [e for e in exps if e in experiments] for fig, exps in FIGURES.items() if exps[0] in experiments}
+
+
+def figures(section: dict) -> dict[str, dict[str, str]]:
+    """Every figure of the config's dynamics section with the stores it reads."""
+    return {
+        fig: {k: v for e in exps for k, v in experiment_inputs("dynamics", e, ("trajectories", "theory", "metrics_csv")).items()}
+        for fig, exps in figure_inputs(section["experiments"]).items()
+    }
+
+
+STUDY = Study(
+    name="dynamics",
+    package=__name__,
+    schema=Path(__file__).with_name("schema.yaml"),
+    shard_axes=SHARD_AXES,
+    run_dims=RUN_DIMS,
+    categorical=CATEGORICAL,
+    whole_dims=WHOLE_DIMS,
+    pad_dims=PAD_DIMS,
+    stages=(
+        Stage("theory", "reference", "theory_dataset", reads=("trajectories",), writes="theory", precision_from_input=True),
+        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True),
+    ),
+    figures=figures,
+    check_config=check_config,
+)

@@ -12,6 +12,9 @@ transfer-function atlas (every init x alpha) need no training.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ssmflow.study import Stage, Study, StudyStore, experiment_inputs
 from ssmflow.studies.freqbias.geometry import ALPHA_PRESETS, top_mode_omega
 
 #: axes that change shapes or code paths: one job (shard) per combination
@@ -102,3 +105,39 @@ def figure_inputs(experiments: dict) -> dict[str, list[str]]:
         if what == "theory" or exps:
             out[fig] = exps
     return out
+
+
+def figures(section: dict) -> dict[str, dict[str, str]]:
+    """Every figure of the config's freqbias section with the stores it reads."""
+    out = {}
+    for fig, exps in figure_inputs(section["experiments"]).items():
+        if FIGURES[fig] == "theory":
+            out[fig] = {"theory": "theory.zarr", "atlas": "transfer.zarr"}
+        else:
+            out[fig] = {k: v for e in exps for k, v in experiment_inputs("freqbias", e, ("trajectories", "metrics_csv", "transfer")).items()}
+    return out
+
+
+STUDY = Study(
+    name="freqbias",
+    package=__name__,
+    schema=Path(__file__).with_name("schema.yaml"),
+    shard_axes=SHARD_AXES,
+    run_dims=RUN_DIMS,
+    categorical=CATEGORICAL,
+    whole_dims=WHOLE_DIMS,
+    pad_dims=PAD_DIMS,
+    stages=(
+        # per-run metrics and the expectations E1 (waves) and E3 (denoising)
+        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True),
+        # transfer functions of the trained models (eq. 3 on the stored eigenvalues and C, init and final)
+        Stage("transfer", "reference", "theory_dataset", reads=("trajectories",), writes="transfer"),
+    ),
+    # X1 theory (band, gradient locality, TV bound, filter weights) and the atlas |G| of every init x alpha
+    study_stores=(
+        StudyStore("theory", "theory.zarr", "theory", "theory_dataset", config_key="theory"),
+        StudyStore("atlas", "transfer.zarr", "theory", "atlas_dataset", config_key="theory"),
+    ),
+    figures=figures,
+    check_config=check_config,
+)

@@ -10,6 +10,10 @@ extension: E7).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ssmflow.study import Stage, Study, experiment_inputs
+
 #: the axes each experiment kind takes (all of them, no more)
 KIND_AXES = {
     "gdssm": ("d", "n_context", "blocks"),
@@ -70,3 +74,30 @@ def draws(figure: str, exp: dict) -> bool:
 def figure_inputs(experiments: dict) -> dict[str, list[str]]:
     """The figures a config draws, `<figure>_<experiment>` -> [experiment]."""
     return {f"{fig}_{name}": [name] for name, exp in experiments.items() for fig in FIGURES if draws(fig, exp)}
+
+
+def figures(section: dict) -> dict[str, dict[str, str]]:
+    """Every figure of the config's icl section with the stores it reads."""
+    return {
+        fig: {k: v for e in exps for k, v in experiment_inputs("icl", e, ("trajectories", "theory")).items()}
+        for fig, exps in figure_inputs(section["experiments"]).items()
+    }
+
+
+STUDY = Study(
+    name="icl",
+    package=__name__,
+    schema=Path(__file__).with_name("schema.yaml"),
+    shard_axes=SHARD_AXES,
+    run_dims=RUN_DIMS,
+    categorical=CATEGORICAL,
+    whole_dims=WHOLE_DIMS,
+    pad_dims=PAD_DIMS,
+    stages=(
+        # GD references (closed forms, Monte Carlo, eval-set polynomials, constructed parameters, exactness errors)
+        Stage("theory", "reference", "theory_dataset", reads=("trajectories",), writes="theory", precision_from_input=True),
+        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True),
+    ),
+    figures=figures,
+    check_config=check_config,
+)

@@ -11,7 +11,9 @@ paired: a seed gives every init the same C, D, Delta, encoder/decoder and miniba
 
 from __future__ import annotations
 
-import copy
+from pathlib import Path
+
+from ssmflow.study import Stage, Study, StudyStore, experiment_inputs
 
 #: axes that change shapes or code paths: one job (shard) per combination
 SHARD_AXES = ("N", "disc")
@@ -23,9 +25,6 @@ CATEGORICAL = ("init", "disc")
 WHOLE_DIMS = ("step", "seed", "layer", "channel", "mode")
 #: ragged dims: shards with fewer entries are NaN-padded when gathered
 PAD_DIMS = ("mode",)
-#: config sections a training job does not read (kept out of its spec, so editing
-#: them never reruns training)
-NOT_TRAINING = ("kernel_limit",)
 
 
 def check_config(cfg: dict) -> list[str]:
@@ -51,14 +50,6 @@ def check_config(cfg: dict) -> list[str]:
     return msgs
 
 
-def training_spec(spec: dict) -> dict:
-    """A shard spec without the config sections training does not read (`NOT_TRAINING`)."""
-    out = copy.deepcopy(spec)
-    for key in NOT_TRAINING:
-        out["common"].pop(key, None)
-    return out
-
-
 #: figure name -> what it reads: "traj" (every experiment's trajectories + metrics) or "limit"
 FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj"}
 
@@ -66,3 +57,32 @@ FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drif
 def figure_inputs(experiments) -> dict[str, list[str]]:
     """The figures a config draws, each with the experiments whose stores it reads."""
     return {fig: (list(experiments) if what == "traj" else []) for fig, what in FIGURES.items()}
+
+
+def figures(section: dict) -> dict[str, dict[str, str]]:
+    """Every figure of the config's s4d section with the stores it reads."""
+    out = {}
+    for fig, exps in figure_inputs(section["experiments"]).items():
+        if FIGURES[fig] == "limit":
+            out[fig] = {"kernel_limit": "legs_convergence.zarr"}
+        else:
+            out[fig] = {k: v for e in exps for k, v in experiment_inputs("s4d", e, ("trajectories", "metrics_csv")).items()}
+    return out
+
+
+STUDY = Study(
+    name="s4d",
+    package=__name__,
+    schema=Path(__file__).with_name("schema.yaml"),
+    shard_axes=SHARD_AXES,
+    run_dims=RUN_DIMS,
+    categorical=CATEGORICAL,
+    whole_dims=WHOLE_DIMS,
+    pad_dims=PAD_DIMS,
+    stages=(Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True),),
+    # the S4D-LegS basis against the exact LegS basis for every N of the config (float64)
+    study_stores=(StudyStore("kernel_limit", "legs_convergence.zarr", "legs_limit", "convergence_store", config_key="kernel_limit",
+                             whole_dims=("N", "measure", "dt", "c", "kind", "k", "t")),),
+    figures=figures,
+    check_config=check_config,
+)

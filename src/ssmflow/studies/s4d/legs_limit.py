@@ -136,3 +136,8 @@ def convergence_dataset(state_sizes: list[int], dts: list[float], *, t_max: floa
                 "c": np.asarray(b_scales, float), "kind": np.array(KINDS, dtype=object), "k": np.arange(order), "t": t},
         attrs={"t_max": t_max, "freq": freq, "order": order},
     )
+
+
+def convergence_store(section: dict) -> xr.Dataset:
+    """The kernel-limit store from the config's `s4d.kernel_limit` section (N, dt, t_max)."""
+    return convergence_dataset(section["N"], section["dt"], t_max=section["t_max"])
