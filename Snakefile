@@ -12,10 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/dynamics.smk"
-include: "workflow/rules/freqbias.smk"
-include: "workflow/rules/icl.smk"
-include: "workflow/rules/s4d.smk"
+include: "workflow/rules/study.smk"
 
 
 wildcard_constraints:

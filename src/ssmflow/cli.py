@@ -2,23 +2,25 @@
 
     ssmflow shards   [--config C] [--study S]          list the shards a config expands to
     ssmflow spec     --study S --experiment E --shard X print one shard's job spec (JSON)
-    ssmflow train    --spec JSON --out STORE            train one shard, write its store atomically
+    ssmflow checks   --study S --out JSON               identity checks that gate training
+    ssmflow data     --spec JSON --out STORE            synthesize one experiment's data store
+    ssmflow train    --spec JSON [--data STORE] --out STORE   train one shard, write its store atomically
                      [--checkpoint PATH] [--checkpoint-every S]  (resumes a killed job)
     ssmflow gather   --study S --out STORE SHARD...     combine shard stores
-    ssmflow theory   --study S --traj T --out STORE     theory on the trajectories' coords
-    ssmflow evaluate --study S --traj T [--theory R] --out-zarr Z --out-csv C
-    ssmflow figure   --study S --name F --results DIR --out PNG
-    ssmflow checks   --study S --out JSON               identity checks that gate training
-    ssmflow s4d-kernel-limit --spec JSON --out STORE    the s4d LegS kernel-limit store
-    ssmflow freqbias-theory --what W --spec JSON --out STORE  freqbias X1 theory or the transfer atlas
+    ssmflow stage    --study S --stage X --input PRODUCT=STORE... --out STORE [--out-csv CSV]
+                                                        a stage after gather (theory, evaluate, ...)
+    ssmflow study-store --study S --store X --spec JSON --out STORE   a store from a config section
+    ssmflow figure   --study S --name F --input KEY=STORE... --out PNG  one figure from its declared stores
     ssmflow summary  STORE                              describe a results dataset
+
+Every command dispatches to the stage module that the study declares (ssmflow.study):
+the rule that runs it lists that module's source closure as its code inputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import logging
 import sys
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from ssmflow import config as cfgmod
 from ssmflow import grid
+from ssmflow import study as study_contract
 
 log = logging.getLogger("ssmflow")
 
@@ -39,9 +42,9 @@ def _setup(precision: str | None = None, cache: str | None = None) -> None:
         train.enable_compilation_cache(cache)
 
 
-def _study(study: str, part: str):
-    grid.study_module(study)
-    return importlib.import_module(f"ssmflow.studies.{study}.{part}")
+def _module(study: str, part: str):
+    """A stage module of a registered study (imported by name: the rule lists its code)."""
+    return study_contract.get(study).module(part)
 
 
 def cmd_shards(a) -> int:
@@ -73,22 +76,42 @@ def cmd_spec(a) -> int:
     return 0
 
 
+def _json_arg(text: str) -> dict:
+    """A JSON argument given inline or as @file.json."""
+    return json.loads(Path(text[1:]).read_text()) if text.startswith("@") else json.loads(text)
+
+
+def cmd_data(a) -> int:
+    from ssmflow import store
+
+    spec = _json_arg(a.spec)
+    decl = study_contract.get(spec["study"])
+    _setup(spec["common"].get("precision"))
+    ds = decl.module(decl.data).data_dataset(spec)
+    store.write_atomic(ds, a.out, whole=ds.attrs.get("whole_dims", decl.whole_dims))
+    log.info("wrote %s: %s", a.out, dict(ds.sizes))
+    return 0
+
+
 def cmd_train(a) -> int:
     from ssmflow import store
 
-    spec = json.loads(Path(a.spec[1:]).read_text()) if a.spec.startswith("@") else json.loads(a.spec)
+    spec = _json_arg(a.spec)
+    decl = study_contract.get(spec["study"])
     _setup(spec["common"]["precision"], a.cache)
-    job = _study(spec["study"], "job")
+    job = decl.module(decl.train)
+    if decl.data and not a.data:
+        raise SystemExit(f"study {decl.name!r} trains from its data store: pass --data results/{decl.name}/{spec['experiment']}/data.zarr")
+    args = (store.open_store(a.data),) if decl.data else ()
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
     with contextlib.ExitStack() as stack:
         if ckpt:
-            from ssmflow.config import digest
             from ssmflow.train import checkpointing
 
-            stack.enter_context(checkpointing(ckpt, a.checkpoint_every, key=digest(spec)))
-        ds = job.train_shard(spec)
-    store.write_atomic(ds, a.out, whole=grid.layout(spec["study"])[0])
+            stack.enter_context(checkpointing(ckpt, a.checkpoint_every, key=cfgmod.digest(spec)))
+        ds = job.train_shard(spec, *args)
+    store.write_atomic(ds, a.out, whole=decl.whole_dims)
     if ckpt:
         from ssmflow.train import clear_checkpoints
 
@@ -107,40 +130,62 @@ def cmd_gather(a) -> int:
     return 0
 
 
-def cmd_theory(a) -> int:
+def _named_paths(items: list[str]) -> dict[str, str]:
+    return dict(study_contract.FigureInputs.parse(items or []).items())
+
+
+def cmd_stage(a) -> int:
+    """An experiment-level stage: its function on the opened input stores, one store out."""
     from ssmflow import store
 
-    traj = store.open_store(a.traj).load()
-    _setup(traj.attrs.get("precision"))
-    ds = _study(a.study, "reference").theory_dataset(traj)
-    store.write_atomic(ds, a.out, whole=grid.layout(a.study)[0])
+    decl = study_contract.get(a.study)
+    stage = decl.stage(a.stage)
+    given = _named_paths(a.input)
+    if sorted(given) != sorted(stage.reads):
+        raise SystemExit(f"stage {decl.name}/{stage.name} reads {list(stage.reads)}; got --input {sorted(given)}")
+    inputs = [store.open_store(given[name]).load() for name in stage.reads]
+    if stage.precision_from_input:
+        _setup(inputs[0].attrs.get("precision"))
+    ds = getattr(decl.module(stage.module), stage.function)(*inputs)
+    store.write_atomic(ds, a.out, whole=decl.whole_dims if not stage.csv else ("seed",))
+    if stage.csv:
+        if not a.out_csv:
+            raise SystemExit(f"stage {decl.name}/{stage.name} also writes a table: pass --out-csv")
+        Path(a.out_csv).parent.mkdir(parents=True, exist_ok=True)
+        # a stable layout: the study's canonical run dims first, variables sorted, rows sorted
+        canon = [d for d in (*decl.run_dims, "seed") if d in ds.dims]
+        order = canon + sorted(set(ds.dims) - set(canon))
+        frame = ds[sorted(ds.data_vars)].to_dataframe(dim_order=order).reset_index()
+        frame.sort_values(order).to_csv(a.out_csv, index=False)
+    log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
 
 
-def cmd_evaluate(a) -> int:
+def cmd_study_store(a) -> int:
+    """A study-level store computed from one config section (no training)."""
     from ssmflow import store
 
-    traj = store.open_store(a.traj).load()
-    theory = store.open_store(a.theory).load() if a.theory else None  # None: the study has no theory store
-    metrics = _study(a.study, "evaluate").metrics_dataset(traj, theory)
-    store.write_atomic(metrics, a.out_zarr, whole=("seed",))
-    Path(a.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    # a stable layout: the study's canonical run dims first, variables sorted, rows sorted
-    canon = [d for d in (*grid.study_module(a.study).RUN_DIMS, "seed") if d in metrics.dims]
-    order = canon + sorted(set(metrics.dims) - set(canon))
-    frame = metrics[sorted(metrics.data_vars)].to_dataframe(dim_order=order).reset_index()
-    frame.sort_values(order).to_csv(a.out_csv, index=False)
+    decl = study_contract.get(a.study)
+    st = decl.study_store(a.store)
+    spec = _json_arg(a.spec)
+    _setup(st.precision)
+    ds = getattr(decl.module(st.module), st.function)(spec)
+    ds.attrs.update(store.provenance(cfgmod.digest(spec), st.precision, study=decl.name, experiment=st.name))
+    store.write_atomic(ds, a.out, whole=st.whole_dims or decl.whole_dims)
+    log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
 
 
 def cmd_figure(a) -> int:
-    _study(a.study, "figures").make_figure(a.name, Path(a.results), Path(a.out))
+    inputs = study_contract.FigureInputs.parse(a.input or [])
+    _module(a.study, study_contract.get(a.study).figures_module).make_figure(a.name, inputs, Path(a.out))
     return 0
 
 
 def cmd_checks(a) -> int:
     _setup("float64")
-    report = _study(a.study, "checks").run_checks()
+    decl = study_contract.get(a.study)
+    report = decl.module(decl.checks).run_checks()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=2))
     failed = [c["name"] for c in report["checks"] if not c["passed"]]
@@ -150,32 +195,6 @@ def cmd_checks(a) -> int:
         Path(a.out).unlink()
         log.error("identity checks failed: %s", failed)
         return 1
-    return 0
-
-
-def cmd_s4d_kernel_limit(a) -> int:
-    from ssmflow import store
-    from ssmflow.studies.s4d.legs_limit import convergence_dataset
-
-    spec = json.loads(a.spec)
-    ds = convergence_dataset(spec["N"], spec["dt"], t_max=spec["t_max"])
-    ds.attrs.update(store.provenance(cfgmod.digest(spec), "float64", study="s4d", experiment="kernel_limit"))
-    store.write_atomic(ds, a.out, whole=("N", "measure", "dt", "c", "kind", "k", "t"))
-    log.info("wrote %s: max dense-vs-modes error %.2g", a.out, float(ds.dense_error.max()))
-    return 0
-
-
-def cmd_freqbias_theory(a) -> int:
-    from ssmflow import store
-
-    _setup("float64")
-    from ssmflow.studies.freqbias import theory
-
-    spec = json.loads(a.spec)
-    ds = theory.theory_dataset(spec) if a.what == "theory" else theory.atlas_dataset(spec)
-    ds.attrs.update(store.provenance(cfgmod.digest(spec), "float64", study="freqbias", experiment=a.what))
-    store.write_atomic(ds, a.out, whole=grid.layout("freqbias")[0])
-    log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
 
 
@@ -212,8 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", required=True)
     s.set_defaults(fn=cmd_spec)
 
+    s = sub.add_parser("data", help="synthesize one experiment's data store")
+    s.add_argument("--spec", required=True, help="experiment spec as JSON (grid.experiment_spec), or @file.json")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_data)
+
     s = sub.add_parser("train", help="train one shard")
     s.add_argument("--spec", required=True, help="shard spec as JSON, or @file.json")
+    s.add_argument("--data", help="the experiment's data store (for studies with a data stage)")
     s.add_argument("--out", required=True)
     s.add_argument("--cache", help="JAX persistent compilation cache directory")
     s.add_argument("--checkpoint", help="checkpoint file to save to and resume from (default: STORE.ckpt; 'none': off)")
@@ -227,24 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("shards", nargs="+")
     s.set_defaults(fn=cmd_gather)
 
-    s = sub.add_parser("theory", help="theory store on the trajectories' coords")
+    s = sub.add_parser("stage", help="an experiment-level stage after gather (theory, evaluate, ...)")
     s.add_argument("--study", required=True)
-    s.add_argument("--traj", required=True)
+    s.add_argument("--stage", required=True)
+    s.add_argument("--input", action="append", metavar="PRODUCT=PATH", help="a store the stage reads (repeat)")
     s.add_argument("--out", required=True)
-    s.set_defaults(fn=cmd_theory)
+    s.add_argument("--out-csv", help="the flat table, for stages that write one (metrics)")
+    s.set_defaults(fn=cmd_stage)
 
-    s = sub.add_parser("evaluate", help="simulation against theory, per run")
+    s = sub.add_parser("study-store", help="a study-level store from one config section (no training)")
     s.add_argument("--study", required=True)
-    s.add_argument("--traj", required=True)
-    s.add_argument("--theory", help="theory store (omit for a study without one, e.g. s4d)")
-    s.add_argument("--out-zarr", required=True)
-    s.add_argument("--out-csv", required=True)
-    s.set_defaults(fn=cmd_evaluate)
+    s.add_argument("--store", required=True)
+    s.add_argument("--spec", required=True, help="the config section as JSON, or @file.json")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_study_store)
 
-    s = sub.add_parser("figure", help="draw one figure from stored data")
+    s = sub.add_parser("figure", help="draw one figure from its declared stores")
     s.add_argument("--study", required=True)
     s.add_argument("--name", required=True)
-    s.add_argument("--results", required=True)
+    s.add_argument("--input", action="append", metavar="KEY=PATH", help="a store the figure reads (repeat)")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_figure)
 
@@ -252,17 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_checks)
-
-    s = sub.add_parser("s4d-kernel-limit", help="s4d: the LegS kernel-limit store (no training)")
-    s.add_argument("--spec", required=True, help="the s4d.kernel_limit config section as JSON")
-    s.add_argument("--out", required=True)
-    s.set_defaults(fn=cmd_s4d_kernel_limit)
-
-    s = sub.add_parser("freqbias-theory", help="freqbias: the X1 theory store or the transfer atlas (no training)")
-    s.add_argument("--what", required=True, choices=["theory", "transfer"])
-    s.add_argument("--spec", required=True, help="the freqbias.theory config section as JSON")
-    s.add_argument("--out", required=True)
-    s.set_defaults(fn=cmd_freqbias_theory)
 
     s = sub.add_parser("summary", help="describe a results dataset")
     s.add_argument("store")

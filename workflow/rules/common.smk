@@ -1,35 +1,29 @@
-# Shared helpers: config validation (before any job), grid expansion, the package
-# source each study depends on (so editing a study's code reruns that study only).
+# Shared helpers: config validation (before any job), the enabled studies' contracts and
+# grids, and the input/params functions the generic rules (study.smk) use. Nothing here
+# names a study: each study declares itself once (ssmflow.study, studies/<study>/__init__.py).
 import json
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from ssmflow import codedeps
 from ssmflow import config as ssm_config
 from ssmflow import grid as ssm_grid
-from ssmflow.studies import dynamics as dyn
+from ssmflow import study as ssm_study
 
 try:
     VALID = ssm_config.validate(config)
 except ssm_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-SHARDS = {study: ssm_grid.expand(VALID, study) for study in VALID["studies"]}
-
-SPINE = ["__init__.py", "_types.py", "cli.py", "config.py", "grid.py", "store.py", "train.py", "plots.py"]
-
+STUDIES = {name: ssm_study.get(name) for name in VALID["studies"]}
+SHARDS = {name: ssm_grid.expand(VALID, name) for name in STUDIES}
 
 
-# Studies built on the shared SSM core: their jobs also rerun when src/ssmflow/ssm/ changes.
-SSM_STUDIES = ("s4d", "icl", "freqbias")
-
-
-def pkg_src(study):
-    """The package files a study's jobs run: the spine, studies/<study>/ and, for SSM_STUDIES, ssm/."""
-    spine = [f"src/ssmflow/{name}" for name in SPINE if Path(f"src/ssmflow/{name}").exists()]
-    own = sorted(str(p) for p in Path(f"src/ssmflow/studies/{study}").rglob("*.py"))
-    core = sorted(str(p) for p in Path("src/ssmflow/ssm").rglob("*.py")) if study in SSM_STUDIES else []
-    return spine + ["src/ssmflow/studies/__init__.py"] + core + own
+def code(study, *parts):
+    """The package files a rule's command runs: the static import closure of the CLI and of
+    the study's stage modules `parts` (so a figure edit redraws figures and never retrains)."""
+    modules = ["ssmflow.cli", *(STUDIES[study].module_name(p) for p in parts)]
+    return codedeps.workflow_paths(codedeps.closure(*modules), workflow.basedir)
 
 
 def get_shard(study, exp, shard):
@@ -49,6 +43,54 @@ def shard_spec(study):
     return spec
 
 
+def experiment_spec(study):
+    """params function: the JSON spec of the experiment in the wildcards (its data stage)."""
+
+    def spec(wildcards):
+        return json.dumps(ssm_grid.experiment_spec(VALID, study, wildcards.exp), sort_keys=True)
+
+    return spec
+
+
+def section_spec(study, key):
+    """The JSON of one config section of a study (the input of a study store)."""
+    return json.dumps(VALID[study][key], sort_keys=True)
+
+
+def train_inputs(study):
+    """input function: a training job's gates. The identity checks and the experiment's data
+    store are `ancient`: a rerun of either (its code changed, a seed was added) retrains no
+    existing shard by itself; the training code of both is in the job's code inputs, and
+    the data config in its spec."""
+    decl = STUDIES[study]
+
+    def inputs(wildcards):
+        out = {}
+        if decl.checks:
+            out["checks"] = ancient(f"results/{study}/checks.json")
+        if decl.data:
+            out["data"] = ancient(f"results/{study}/{wildcards.exp}/data.zarr")
+        return out
+
+    return inputs
+
+
+def train_code(study):
+    """The code a training job runs: the training module and, for the data it reads, the data module."""
+    decl = STUDIES[study]
+    return code(study, decl.train, *([decl.data] if decl.data else []))
+
+
+def train_args(study):
+    """params function: the data-store argument of the training command ('' without a data stage)."""
+    decl = STUDIES[study]
+
+    def args(wildcards):
+        return f"--data results/{study}/{wildcards.exp}/data.zarr" if decl.data else ""
+
+    return args
+
+
 def shard_stores(study):
     """input function: every shard store of the experiment in the wildcards."""
 
@@ -56,6 +98,48 @@ def shard_stores(study):
         return [f"results/{study}/{wildcards.exp}/shards/{s.name}.zarr" for s in SHARDS[study][wildcards.exp]]
 
     return stores
+
+
+def stage_inputs(study, stage):
+    """input function: the stores of the experiment in the wildcards that `stage` reads."""
+
+    def inputs(wildcards):
+        return {name: f"results/{study}/{wildcards.exp}/{name}.zarr" for name in stage.reads}
+
+    return inputs
+
+
+def stage_args(stage):
+    """The `--input PRODUCT={input.PRODUCT}` arguments of a stage command."""
+    return " ".join(f"--input {name}={{input.{name}}}" for name in stage.reads)
+
+
+def figure_inputs(study):
+    """The declared stores of every figure of a study, {figure: {key: path}}."""
+    return {fig: {key: f"results/{study}/{rel}" for key, rel in stores.items()}
+            for fig, stores in STUDIES[study].figures(VALID[study]).items()}
+
+
+def figure_paths(study):
+    """input function: the stores the figure in the wildcards reads."""
+    table = figure_inputs(study)
+
+    def paths(wildcards):
+        if wildcards.fig not in table:
+            raise WorkflowError(f"figure {study}/{wildcards.fig} is not drawn for this config; figures: {sorted(table)}")
+        return sorted(table[wildcards.fig].values())
+
+    return paths
+
+
+def figure_args(study):
+    """params function: the `--input KEY=PATH` arguments of the figure in the wildcards."""
+    table = figure_inputs(study)
+
+    def args(wildcards):
+        return " ".join(f"--input {key}={path}" for key, path in table[wildcards.fig].items())
+
+    return args
 
 
 def train_mem_mb(study):
@@ -87,119 +171,26 @@ def train_runtime(wildcards, attempt):
 # Training jobs checkpoint to results/.checkpoints/<study>/<exp>/<shard>.ckpt, outside
 # their directory() output (Snakemake deletes that before a job reruns), every
 # `checkpoint_every_s` seconds of the config. The interval is passed as a resource, not a
-# param, so changing it reruns nothing:
-#   resources: checkpoint_every_s=CHECKPOINT_EVERY_S
-#   shell: "ssmflow train ... --checkpoint PATH --checkpoint-every {resources.checkpoint_every_s}"
+# param, so changing it reruns nothing.
 CHECKPOINT_EVERY_S = VALID["checkpoint_every_s"]
 
 
-def final_outputs():
-    """The default targets: per study, its stores, metrics and figures."""
+def stage_outputs(study, exp):
+    """Every product of one experiment after gather: each stage's store (and table)."""
     out = []
-    if "dynamics" in SHARDS:
-        out += dynamics_outputs()
-    if "icl" in SHARDS:
-        out += icl_outputs()
-    if "s4d" in SHARDS:
-        out += s4d_outputs()
-    if "freqbias" in SHARDS:
-        out += freqbias_outputs()
+    for stage in STUDIES[study].stages:
+        out.append(f"results/{study}/{exp}/{stage.writes}.zarr")
+        if stage.csv:
+            out.append(f"results/{study}/{exp}/{stage.writes}.csv")
     return out
 
 
-def dynamics_figure_inputs(wildcards):
-    """input function: trajectories, theory and metrics of the experiments a figure reads."""
-    exps = dyn.figure_inputs(VALID["dynamics"]["experiments"])[wildcards.fig]
-    return {
-        f"{kind}_{e}": f"results/dynamics/{e}/{name}"
-        for e in exps
-        for kind, name in (("traj", "trajectories.zarr"), ("theory", "theory.zarr"), ("metrics", "metrics.csv"))
-    }
-
-
-def dynamics_outputs():
-    """Every final output of the dynamics study for the configured experiments."""
-    exps = list(VALID["dynamics"]["experiments"])
-    figs = dyn.figure_inputs(exps)
-    return (
-        [f"results/dynamics/{e}/metrics.csv" for e in exps]
-        + [f"results/dynamics/figures/{f}.png" for f in figs]
-    )
-
-
-# --- s4d ----------------------------------------------------------------------------
-from ssmflow.studies import s4d as s4d_study
-
-
-def s4d_shard_spec(wildcards):
-    """params function: the JSON job spec of an s4d shard, without the sections training
-    does not read (the kernel-limit settings), so editing those reruns no training."""
-    spec = get_shard("s4d", wildcards.exp, wildcards.shard).spec
-    return json.dumps(s4d_study.training_spec(spec), sort_keys=True)
-
-
-def s4d_kernel_limit_spec(wildcards):
-    """params function: the s4d.kernel_limit config section as JSON."""
-    return json.dumps(VALID["s4d"]["kernel_limit"], sort_keys=True)
-
-
-def s4d_figure_inputs(wildcards):
-    """input function: the stores an s4d figure reads (trajectories + metrics, or the kernel limit)."""
-    exps = s4d_study.figure_inputs(VALID["s4d"]["experiments"])[wildcards.fig]
-    if s4d_study.FIGURES[wildcards.fig] == "limit":
-        return {"limit": "results/s4d/legs_convergence.zarr"}
-    return {f"{kind}_{e}": f"results/s4d/{e}/{name}" for e in exps
-            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"))}
-
-
-def s4d_outputs():
-    """Every final output of the s4d study: metrics per experiment, the kernel limit, figures."""
-    exps = list(VALID["s4d"]["experiments"])
-    return (
-        [f"results/s4d/{e}/metrics.csv" for e in exps]
-        + ["results/s4d/legs_convergence.zarr"]
-        + [f"results/s4d/figures/{f}.png" for f in s4d_study.figure_inputs(exps)]
-    )
-
-
-from ssmflow.studies import icl as icl_study
-
-
-def icl_figure_inputs(wildcards):
-    """input function: trajectories and theory of the experiment an icl figure (<figure>_<exp>) reads."""
-    exps = icl_study.figure_inputs(VALID["icl"]["experiments"])[wildcards.fig]
-    return {f"{kind}_{e}": f"results/icl/{e}/{name}" for e in exps
-            for kind, name in (("traj", "trajectories.zarr"), ("theory", "theory.zarr"))}
-
-
-def icl_outputs():
-    """Every final output of the icl study: metrics per experiment and figures."""
-    exps = VALID["icl"]["experiments"]
-    return [f"results/icl/{e}/metrics.csv" for e in exps] + [f"results/icl/figures/{f}.png" for f in icl_study.figure_inputs(exps)]
-
-
-from ssmflow.studies import freqbias as freqbias_study
-
-
-def freqbias_theory_spec(wildcards):
-    """params function: the freqbias.theory config section as JSON (theory and atlas stores)."""
-    return json.dumps(VALID["freqbias"]["theory"], sort_keys=True)
-
-
-def freqbias_figure_inputs(wildcards):
-    """input function: the stores a freqbias figure reads (theory + atlas, or an experiment's trajectories + metrics)."""
-    if freqbias_study.FIGURES[wildcards.fig] == "theory":
-        return {"theory": "results/freqbias/theory.zarr", "transfer": "results/freqbias/transfer.zarr"}
-    exps = freqbias_study.figure_inputs(VALID["freqbias"]["experiments"])[wildcards.fig]
-    return {f"{kind}_{e}": f"results/freqbias/{e}/{name}" for e in exps
-            for kind, name in (("traj", "trajectories.zarr"), ("metrics", "metrics.csv"), ("transfer", "transfer.zarr"))}
-
-
-def freqbias_outputs():
-    """Every final output of the freqbias study: theory and atlas stores, metrics and trained transfer per experiment, figures."""
-    exps = VALID["freqbias"]["experiments"]
-    return (
-        ["results/freqbias/theory.zarr", "results/freqbias/transfer.zarr"]
-        + [f"results/freqbias/{e}/{name}" for e in exps for name in ("metrics.csv", "transfer.zarr")]
-        + [f"results/freqbias/figures/{f}.png" for f in freqbias_study.figure_inputs(exps)]
-    )
+def final_outputs():
+    """The default targets: per enabled study, every stage's products, its study stores and figures."""
+    out = []
+    for study, decl in STUDIES.items():
+        for exp in VALID[study]["experiments"]:
+            out += stage_outputs(study, exp) or [f"results/{study}/{exp}/trajectories.zarr"]
+        out += [f"results/{study}/{st.file}" for st in decl.study_stores]
+        out += [f"results/{study}/figures/{fig}.png" for fig in figure_inputs(study)]
+    return out

@@ -1,0 +1,149 @@
+# The stages of every enabled study, written once: checks -> data -> train[shard] -> gather
+# -> the study's stages (theory, evaluate, ...) -> figures, plus its study-level stores.
+# Rule names are <study>_<stage>, so profiles and --set-resources address them per study.
+# On SLURM only <study>_train and <study>_data are submitted; every other rule is a light
+# localrule run on the submit host, so a big grid does not become many tiny jobs.
+for _decl in STUDIES.values():
+    _s = _decl.name
+
+    # Identities that gate training (kernels against references, exact constructions).
+    if _decl.checks:
+
+        rule:
+            name:
+                f"{_s}_checks"
+            input:
+                code=code(_s, _decl.checks),
+            output:
+                f"results/{_s}/checks.json",
+            log:
+                f"results/logs/{_s}/checks.log",
+            localrule: True
+            shell:
+                f"ssmflow checks --study {_s} --out {{output}} > {{log}} 2>&1"
+
+    # The experiment's synthesized data (sequences, datasets and splits, images and noise,
+    # fixed evaluation sets): every shard of the experiment trains on it.
+    if _decl.data:
+
+        rule:
+            name:
+                f"{_s}_data"
+            input:
+                code=code(_s, _decl.data),
+            output:
+                directory(f"results/{_s}/{{exp}}/data.zarr"),
+            params:
+                spec=experiment_spec(_s),
+            log:
+                f"results/logs/{_s}/{{exp}}/data.log",
+            threads: 1
+            shell:
+                "ssmflow data --spec {params.spec:q} --out {output} > {log} 2>&1"
+
+    # One job per shard: all runs of the shard (seeds and the batched axes) in one scan.
+    rule:
+        name:
+            f"{_s}_train"
+        input:
+            unpack(train_inputs(_s)),
+            code=train_code(_s),
+        output:
+            directory(f"results/{_s}/{{exp}}/shards/{{shard}}.zarr"),
+        params:
+            spec=shard_spec(_s),
+            data=train_args(_s),
+            cache=config["compile_cache"],
+        log:
+            f"results/logs/{_s}/{{exp}}/train_{{shard}}.log",
+        benchmark:
+            f"results/benchmarks/{_s}/{{exp}}/train_{{shard}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=train_mem_mb(_s),
+            runtime=train_runtime,
+            cpus_per_task=1,
+            checkpoint_every_s=CHECKPOINT_EVERY_S,
+        shell:
+            "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q}"
+            f" --checkpoint results/.checkpoints/{_s}/{{wildcards.exp}}/{{wildcards.shard}}.ckpt"
+            " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
+
+    # Combine the shards of one experiment into a labelled Dataset (ragged dims NaN-padded).
+    rule:
+        name:
+            f"{_s}_gather"
+        input:
+            shards=shard_stores(_s),
+            code=code(_s),
+        output:
+            directory(f"results/{_s}/{{exp}}/trajectories.zarr"),
+        log:
+            f"results/logs/{_s}/{{exp}}/gather.log",
+        localrule: True
+        shell:
+            f"ssmflow gather --study {_s} --out {{output}} {{input.shards}} > {{log}} 2>&1"
+
+    # The study's stages after gather, each reading stores of its experiment.
+    for _stage in _decl.stages:
+
+        rule:
+            name:
+                f"{_s}_{_stage.name}"
+            input:
+                unpack(stage_inputs(_s, _stage)),
+                code=code(_s, _stage.module),
+            output:
+                **(
+                    {"zarr": directory(f"results/{_s}/{{exp}}/{_stage.writes}.zarr")}
+                    | ({"csv": f"results/{_s}/{{exp}}/{_stage.writes}.csv"} if _stage.csv else {})
+                ),
+            log:
+                f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
+            localrule: True
+            shell:
+                f"ssmflow stage --study {_s} --stage {_stage.name} {stage_args(_stage)} --out {{output.zarr}}"
+                + (" --out-csv {output.csv}" if _stage.csv else "")
+                + " > {log} 2>&1"
+
+    # Stores computed from one config section alone (no training), spanning experiments.
+    for _store in _decl.study_stores:
+
+        rule:
+            name:
+                f"{_s}_{_store.name}"
+            input:
+                code=code(_s, _store.module),
+            output:
+                directory(f"results/{_s}/{_store.file}"),
+            params:
+                spec=section_spec(_s, _store.config_key),
+            log:
+                f"results/logs/{_s}/{_store.name}.log",
+            localrule: True
+            shell:
+                f"ssmflow study-store --study {_s} --store {_store.name}"
+                " --spec {params.spec:q} --out {output} > {log} 2>&1"
+
+    # Figures read their declared stores only.
+    rule:
+        name:
+            f"{_s}_figure"
+        input:
+            stores=figure_paths(_s),
+            code=code(_s, _decl.figures_module),
+        output:
+            report(
+                f"results/{_s}/figures/{{fig}}.png",
+                caption=f"../report/{_s}_figure.rst",
+                category=_s,
+                labels={"figure": "{fig}"},
+            ),
+        params:
+            inputs=figure_args(_s),
+        log:
+            f"results/logs/{_s}/figure_{{fig}}.log",
+        localrule: True
+        shell:
+            f"ssmflow figure --study {_s} --name {{wildcards.fig}}"
+            " {params.inputs} --out {output} > {log} 2>&1"
