@@ -105,13 +105,21 @@ def cmd_train(a) -> int:
     args = (store.open_store(a.data),) if decl.data else ()
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
+    code = tuple(decl.module_name(p) for p in (decl.train, decl.data) if p)
     with contextlib.ExitStack() as stack:
         if ckpt:
             from ssmflow.train import checkpointing
 
             stack.enter_context(checkpointing(ckpt, a.checkpoint_every, key=cfgmod.digest(spec)))
-        ds = job.train_shard(spec, *args)
+        if a.reuse == "none":
+            ds = job.train_shard(spec, *args)
+        else:
+            from ssmflow import reuse
+
+            ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
     store.write_atomic(ds, a.out, whole=decl.whole_dims)
+    if a.reuse != "none":
+        reuse.keep(spec, a.out, code, root=Path(a.reuse))
     if ckpt:
         from ssmflow.train import clear_checkpoints
 
@@ -241,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="the experiment's data store (for studies with a data stage)")
     s.add_argument("--out", required=True)
     s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    s.add_argument("--reuse", default="none", metavar="DIR",
+                   help="run archive: reuse the stored seeds of this shard and keep its runs there (ssmflow.reuse; default none)")
     s.add_argument("--checkpoint", help="checkpoint file to save to and resume from (default: STORE.ckpt; 'none': off)")
     s.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SECONDS",
                    help="save a checkpoint after a chunk once this many seconds passed since the last (default 300)")

@@ -101,3 +101,13 @@ def workflow_paths(files: list[Path], basedir: str | Path = ".") -> list[str]:
         local = Path("src/ssmflow") / rel
         out.append(str(local) if (base / local).exists() else str(f))
     return out
+
+
+def source_digest(*modules: str) -> str:
+    """A digest of the sources of `modules`' closure (module names and file contents)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in closure(*modules):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

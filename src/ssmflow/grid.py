@@ -68,6 +68,14 @@ def expand(config: dict, study: str) -> dict[str, list[Shard]]:
     return out
 
 
+def seed_values(spec: dict[str, Any]) -> list[int]:
+    """The seeds a training job trains: `spec["train_seeds"]` when the spine asks for a
+    subset (the others are reused, `ssmflow.reuse`), else 0 .. seeds - 1."""
+    if "train_seeds" in spec:
+        return [int(s) for s in spec["train_seeds"]]
+    return list(range(spec["common"].get("seeds", 1)))
+
+
 def common_settings(config: dict, study: str) -> dict[str, Any]:
     """The study section's settings shared by its experiments, without the sections only
     study stores read (so editing those reruns no training or data job)."""

@@ -65,7 +65,7 @@ for _decl in STUDIES.values():
             cpus_per_task=1,
             checkpoint_every_s=CHECKPOINT_EVERY_S,
         shell:
-            "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q}"
+            "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q} --reuse results/.runs"
             f" --checkpoint results/.checkpoints/{_s}/{{wildcards.exp}}/{{wildcards.shard}}.ckpt"
             " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
 

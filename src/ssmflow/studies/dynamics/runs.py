@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ssmflow import grid
 from ssmflow.studies.dynamics import RUN_DIMS
 from ssmflow.studies.dynamics import theory as th
 
@@ -41,7 +42,7 @@ class RunTable:
 def run_table(spec: dict) -> RunTable:
     """All runs of a shard spec, in the order (RUN_DIMS..., seed)."""
     coords = {d: list(spec["axes"][d]) for d in RUN_DIMS}
-    coords["seed"] = list(range(spec["common"]["seeds"]))
+    coords["seed"] = grid.seed_values(spec)
     dims = (*RUN_DIMS, "seed")
     rows = list(itertools.product(*(coords[d] for d in dims)))
     values = {d: np.array([r[i] for r in rows], dtype=object if isinstance(coords[d][0], str) else None) for i, d in enumerate(dims)}
