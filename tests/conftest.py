@@ -51,6 +51,7 @@ def make_project(tmp: Path, config: dict) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
     shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp / "config").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "config" / "README.md", tmp / "config" / "README.md")
     with open(tmp / "config" / "config.yaml", "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return tmp

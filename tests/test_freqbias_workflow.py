@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import default_study_project
-from test_workflow import scheduled, scheduled_after_edit, smk
+from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 
@@ -66,6 +66,17 @@ def test_denoising_removes_one_orientation_and_the_flip_reverses_it(default_freq
     both = csv[csv.noise.isin(["horizontal", "vertical"])]
     assert len(both.groupby(["alpha", "beta", "seed", "noise", "source"])) == 2 * 4 * 3 * 2 * 2
     assert both.mse_out.notna().all() and both.transmission.notna().all()  # both errors for every setting
+
+
+def test_reruns_are_exact_to_the_stage(default_freqbias):
+    assert_rerun_table(default_freqbias, "freqbias", {
+        "src/ssmflow/plots.py": {"freqbias_figure"},
+        "figures.py": {"freqbias_figure"},
+        "evaluate.py": {"freqbias_evaluate", "freqbias_figure"},
+        "reference.py": {"freqbias_transfer", "freqbias_figure"},
+        "workflow/report/freqbias_figure.rst": set(),
+        "config/README.md": set(),
+    })
 
 
 def test_editing_the_sobolev_filter_reruns_freqbias_training(default_freqbias):

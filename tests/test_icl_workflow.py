@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, make_project
-from test_workflow import scheduled, scheduled_after_edit, smk
+from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 from ssmflow.studies import icl
@@ -100,8 +100,16 @@ def test_every_figure_is_drawn(default_icl):
         assert png.exists() and png.stat().st_size > 20_000, fig
 
 
-def test_reruns_are_incremental(default_icl):
+def test_reruns_are_exact_to_the_stage(default_icl):
     assert scheduled(default_icl) == {}
-    jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/figures.py")
-    assert jobs["icl_train"] == 5 and all(r == "all" or r.startswith("icl_") for r in jobs), jobs
-    assert scheduled(default_icl) == {}
+    assert_rerun_table(default_icl, "icl", {
+        "src/ssmflow/plots.py": {"icl_figure"},
+        "figures.py": {"icl_figure"},
+        "evaluate.py": {"icl_evaluate"},  # no icl figure reads the metrics
+        "reference.py": {"icl_theory", "icl_evaluate", "icl_figure"},
+        "workflow/report/icl_figure.rst": set(),
+        "config/README.md": set(),
+    })
+    assert scheduled_after_edit(default_icl, "src/ssmflow/ssm/transfer.py") == {}  # icl never imports it
+    jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/model.py")  # training code retrains
+    assert jobs["icl_train"] == 5, jobs

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT, make_project
 from test_s4d_config import s4d_config
-from test_workflow import scheduled, scheduled_after_edit, smk
+from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
 
 from ssmflow import store
 
@@ -42,8 +42,21 @@ def test_stores_metrics_and_figures(tiny_s4d):
 
 def test_editing_the_shared_ssm_core_reruns_s4d_training(tiny_s4d):
     jobs = scheduled_after_edit(tiny_s4d, "src/ssmflow/ssm/kernels.py")
-    assert jobs["s4d_train"] == 2 and jobs["s4d_checks"] == 1 and jobs["s4d_kernel_limit"] == 1, jobs
+    assert jobs["s4d_train"] == 2 and jobs["s4d_checks"] == 1, jobs
+    assert "s4d_kernel_limit" not in jobs, jobs  # the LegS limit (legs_limit.py) never imports kernels.py
+    assert scheduled_after_edit(tiny_s4d, "src/ssmflow/ssm/hippo.py")["s4d_kernel_limit"] == 1  # it does import hippo.py
     assert scheduled(tiny_s4d) == {}
+
+
+def test_reruns_are_exact_to_the_stage(tiny_s4d):
+    assert_rerun_table(tiny_s4d, "s4d", {
+        "src/ssmflow/plots.py": {"s4d_figure"},
+        "figures.py": {"s4d_figure"},
+        "evaluate.py": {"s4d_evaluate", "s4d_figure"},
+        "workflow/report/s4d_figure.rst": set(),
+        "config/README.md": set(),
+    })
+    assert scheduled_after_edit(tiny_s4d, "src/ssmflow/ssm/transfer.py") == {}  # s4d never imports it
 
 
 def test_editing_the_kernel_limit_config_reruns_no_training(tiny_s4d):

@@ -50,6 +50,25 @@ def scheduled_after_edit(proj: Path, rel: str, text: str | None = None) -> dict[
         path.write_text(old)
 
 
+def rerun_table(proj: Path, study: str) -> dict[str, set[str]]:
+    """Rules scheduled by appending a comment to each file that is not training code, after
+    a complete run: file -> set of rules (without `all`). Issue 10's rerun table."""
+    files = ["src/ssmflow/plots.py", f"workflow/report/{study}_figure.rst", "config/README.md"]
+    files += [f"src/ssmflow/studies/{study}/{m}.py" for m in ("figures", "evaluate", "reference")
+              if (proj / f"src/ssmflow/studies/{study}/{m}.py").exists()]
+    return {f: set(scheduled_after_edit(proj, f)) - {"all"} for f in files}
+
+
+def assert_rerun_table(proj: Path, study: str, expected: dict[str, set[str]]) -> None:
+    """The rerun table of a complete project equals `expected` (keys: file names relative to
+    src/ssmflow/studies/<study>/ or the project), and schedules no data, checks or training."""
+    table = rerun_table(proj, study)
+    named = {k.removeprefix(f"src/ssmflow/studies/{study}/"): v for k, v in table.items()}
+    assert named == expected, named
+    assert not any(r.endswith(("_train", "_data", "_checks")) for rules in table.values() for r in rules), table
+    assert scheduled(proj) == {}  # every edit was restored
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     proj = make_project(tmp_path_factory.mktemp("tiny"), tiny_config())
@@ -107,6 +126,22 @@ def test_editing_a_dynamics_module_reruns_dynamics_jobs(tiny):
     assert jobs["dynamics_train"] == 3 and jobs["dynamics_checks"] == 1, jobs
     assert all(r == "all" or r.startswith("dynamics_") for r in jobs)
     assert scheduled(tiny) == {}  # restored file: same checksum, nothing to do
+
+
+def test_rerun_table_no_figure_or_evaluation_edit_retrains(tiny):
+    """Issue 10: a figure edit redraws figures, an evaluation edit re-evaluates, never training."""
+    assert_rerun_table(tiny, "dynamics", {
+        "src/ssmflow/plots.py": {"dynamics_figure"},
+        "figures.py": {"dynamics_figure"},
+        "evaluate.py": {"dynamics_evaluate", "dynamics_figure"},
+        "reference.py": {"dynamics_theory", "dynamics_evaluate", "dynamics_figure"},
+        "workflow/report/dynamics_figure.rst": set(),
+        "config/README.md": set(),
+    })
+
+
+def test_editing_another_studys_core_module_reruns_nothing_here(tiny):
+    assert scheduled_after_edit(tiny, "src/ssmflow/ssm/transfer.py") == {}  # dynamics never imports ssm/
 
 
 def test_report_holds_every_figure(tiny):
