@@ -48,7 +48,11 @@ BAD = {
                        ["freqbias.experiments.waves.axes.filter[0]", "'gauss'", "paper", "upstream-emul", "band"]),
     "band filter scale <= 0": (lambda c: (c["freqbias"]["experiments"]["waves"]["axes"].update(filter=["band"]),
                                           c["freqbias"]["experiments"]["waves"].update(filter_s0=-30.7)),
-                               ["freqbias.experiments.waves.filter_s0", "-30.7", "a number > 0", "rad/unit"]),
+                               ["freqbias.experiments.waves.filter_s0", "-30.7", "a number > 0"]),
+    "more faces than lfw_subset holds": (lambda c: c["freqbias"]["experiments"]["denoise"].update(faces_train=90, faces_test=20),
+                                         ["freqbias.experiments.denoise.faces_test", "20", "faces_train + faces_test <= 100"]),
+    "denoise alpha given as a number": (lambda c: c["freqbias"]["experiments"]["denoise"]["axes"].update(alpha=[3.14]),
+                                        ["freqbias.experiments.denoise.axes.alpha[0]", "3.14", "'raw'", "'flip'"]),
     "band filter without a scale": (lambda c: c["freqbias"]["experiments"]["waves"]["axes"].update(filter=["paper", "band"]),
                                     ["freqbias.experiments.waves.filter_s0", "None", "a number > 0", "required with filter band"]),
 }

@@ -36,12 +36,12 @@ BAD = {
     "unknown kind": (lambda c: c["icl"]["experiments"]["E1"].update(kind="rnn"), ["icl.experiments.E1.kind", "'rnn'", "gdssm"]),
     "axis of another kind": (lambda c: c["icl"]["experiments"]["E5"]["axes"].update(blocks=[2]),
                              ["icl.experiments.E5.axes", "['blocks']", "'baselines'", "['model', 'd', 'n_context']"]),
-    "missing axis": (lambda c: c["icl"]["experiments"]["E1"]["axes"].pop("blocks"), ["icl.experiments.E1.axes", "missing ['blocks']"]),
+    "missing axis": (lambda c: c["icl"]["experiments"]["E1"]["axes"].pop("blocks"), ["icl.experiments.E1.axes", "missing key(s) ['blocks']", "'gdssm'", "['d', 'n_context', 'blocks']"]),
     "too many blocks": (lambda c: c["icl"]["experiments"]["E1"]["axes"].update(blocks=[3]),
                         ["icl.experiments.E1.axes.blocks", "[3]", "icl.max_gd_steps (=2)"]),
     "chunk not dividing steps": (lambda c: c["icl"].update(chunk_steps=150), ["icl.chunk_steps", "150", "divisor of icl.steps (=200)"]),
     "unknown optimizer key": (lambda c: c["icl"]["optimizer"].update(momentum=0.9), ["icl.optimizer", "momentum", "allowed"]),
-    "icl enabled without a section": (lambda c: c.pop("icl"), ["'icl' is a required property"]),
+    "icl enabled without a section": (lambda c: c.pop("icl"), ["missing key(s) ['icl']", "studies"]),
 }
 
 

@@ -1,13 +1,28 @@
-"""Loading and validating the ssmflow config against `workflow/schemas/config.schema.yaml`.
+"""Loading and validating the ssmflow config: one composed JSON schema, then each study's cross-key checks.
 
-Validation runs before any job: at Snakefile parse time and in every CLI command. A
-bad config raises `ConfigError` naming the key, the bad value and what is allowed.
-Schema `default`s fill in keys the config leaves out.
+The schema is composed per config (`schema_for`): the top-level keys from
+`workflow/schemas/config.schema.yaml`, and for every study in `studies` its own section
+schema (`Study.schema`, i.e. `src/ssmflow/studies/<study>/schema.yaml`) under
+`properties.<study>`, required. The names allowed in `studies` are the registered studies
+(`ssmflow.study.registry()`), so no file lists them. The schemas hold every allowed value
+(enums, ranges, the keys of each experiment kind); Python adds only the checks that
+combine several keys (`Study.check_config`), run on each enabled study's completed section.
+
+A section of a registered study that is not in `studies` may stay in the file
+(`config/config.yaml` keeps all four): it must be a mapping and is otherwise not checked
+(nor completed), so a half-edited section of a study you are not running never blocks the
+one you are. Enabling the study validates it.
+
+Validation runs before any job: at Snakefile parse time and in every CLI command. A bad
+config raises `ConfigError` naming the key, the bad value and what is allowed. Schema
+`default`s fill in keys the config leaves out, also through local `$ref`s and inside the
+`if`/`then` branch of an experiment's kind.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -30,11 +45,16 @@ def _with_defaults(cls):
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
-                if "default" in sub:
+                if isinstance(sub, dict) and "default" in sub:
                     instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from props(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+#: the validator: JSON Schema 2020-12 that also fills in `default`s. The `properties` of an
+#: `if`/`then` branch run only when its `if` holds, so a kind's defaults fill only its experiments.
+Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def key_path(path) -> str:
@@ -49,64 +69,165 @@ def _allowed(err: jsonschema.ValidationError) -> str:
     v, val = err.validator, err.validator_value
     match v:
         case "enum":
-            return f"one of {val}"
+            return f"{val[0]!r}" if len(val) == 1 else f"one of {val}"
+        case "const":
+            return f"{val!r}"
         case "type":
             return f"a value of type {val}"
-        case "minimum":
-            return f"a number >= {val}"
-        case "exclusiveMinimum":
-            return f"a number > {val}"
-        case "maximum":
-            return f"a number <= {val}"
-        case "exclusiveMaximum":
-            return f"a number < {val}"
-        case "additionalProperties":
-            return f"only the keys {sorted(err.schema.get('properties', {}))}"
+        case "minimum" | "exclusiveMinimum" | "maximum" | "exclusiveMaximum" | "multipleOf":
+            return _number(err.schema)
         case "minItems" | "maxItems":
             return f"a list with {'at least' if v == 'minItems' else 'at most'} {val} items"
+        case "minProperties":
+            return f"a mapping with at least {val} entries"
         case "uniqueItems":
             return "a list without repeated values"
         case "pattern":
             return f"a string matching {val!r}"
-        case "required":
-            return f"the keys {val} to be present"
     return err.message
 
 
+def _number(schema: dict) -> str:
+    """'an even integer >= 2', 'a number in (-1, 1)': every numeric bound of one subschema."""
+    what = "integer" if schema.get("type") == "integer" else "number"
+    step = schema.get("multipleOf")
+    noun = (f"an even {what}" if step == 2 else f"a multiple of {step}") if step else ("an integer" if what == "integer" else "a number")
+    lo = ("[", ">=", schema["minimum"]) if "minimum" in schema else ("(", ">", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else None
+    hi = ("]", "<=", schema["maximum"]) if "maximum" in schema else (")", "<", schema["exclusiveMaximum"]) if "exclusiveMaximum" in schema else None
+    if lo and hi:
+        return f"{noun} in {lo[0]}{lo[2]}, {hi[2]}{hi[0]}"
+    bound = lo or hi
+    return f"{noun} {bound[1]} {bound[2]}" if bound else noun
+
+
 def format_error(err: jsonschema.ValidationError) -> str:
-    """One readable line per schema violation."""
+    """One readable line per schema violation: key path, bad value (or keys), what is allowed.
+
+    A subschema's `title` (e.g. "kind 'waves'") names the context in parentheses.
+    """
     where = key_path(err.absolute_path)
+    title = err.schema.get("title") if isinstance(err.schema, dict) else None
+    ctx = f" ({title})" if title else ""
+    if "propertyNames" in err.relative_schema_path:
+        return f"config key {where}: bad name {err.instance!r}; allowed: {_allowed(err)}."
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        return f"config key {where}: unknown key(s) {extra}; allowed: {_allowed(err)}."
-    if err.validator == "propertyNames":
-        return f"config key {where}: bad name {err.instance!r}; allowed: {err.message}."
+        declared = list(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(declared))
+        return f"config key {where}: unknown key(s) {extra}{ctx}; allowed: only the keys {declared}."
     if err.validator == "required":
-        return f"config key {where}: {err.message}; required: {_allowed(err)}."
-    return f"config key {where}: got {err.instance!r}; allowed: {_allowed(err)}."
+        missing = [k for k in err.validator_value if k not in err.instance]
+        return f"config key {where}: missing key(s) {missing}{ctx}; required: {list(err.validator_value)}."
+    return f"config key {where}: got {err.instance!r}; allowed: {_allowed(err)}{ctx}."
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    """A schema file as a dict (a fresh copy each call)."""
     with open(path) as f:
         return yaml.safe_load(f)
 
 
-def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict:
-    """Validate `config`, fill in defaults and run each study's own checks.
+def _pointer(doc: dict, ref: str) -> Any:
+    node = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
 
-    **Returns:** a completed deep copy of `config`.
+
+def _hoist_defaults(doc: dict) -> dict:
+    """Copy the `default` of each local `$ref` target beside the `$ref` (where the filler looks),
+    so a setting defined once in `$defs` (e.g. `steps: {$ref: "#/$defs/steps"}`) keeps its default."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/") and "default" not in node:
+                target = _pointer(doc, ref)
+                walk(target)
+                if isinstance(target, dict) and "default" in target:
+                    node["default"] = copy.deepcopy(target["default"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return doc
+
+
+@functools.lru_cache(maxsize=None)
+def _study_schema(path: str, mtime_ns: int, name: str) -> dict:
+    try:
+        doc = _hoist_defaults(load_schema(Path(path)))
+    except yaml.YAMLError as err:
+        raise ValueError(f"study {name!r}: its config schema {path} is not valid YAML: {err}") from None
+    # embedded under the top-level schema: `$id` makes its `#/$defs/...` refs resolve in its own
+    # file; a `$schema` there would switch jsonschema to the plain (default-less) validator class
+    doc.pop("$schema", None)
+    doc.setdefault("$id", f"urn:ssmflow:study:{name}")
+    return doc
+
+
+def study_schema(name: str) -> dict:
+    """The section schema of the registered study `name` (`Study.schema`, JSON Schema 2020-12),
+    ready to embed: defaults of `$ref` targets hoisted, `$id` set, `$schema` dropped."""
+    from ssmflow.study import get
+
+    path = Path(get(name).schema)
+    if not path.is_file():
+        raise FileNotFoundError(f"study {name!r} declares its config schema at {path}, which does not exist.")
+    return copy.deepcopy(_study_schema(str(path), path.stat().st_mtime_ns, name))
+
+
+def enabled_studies(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> list[str]:
+    """The registered studies listed in `config["studies"]` (its schema default if absent), in order."""
+    from ssmflow.study import registry
+
+    listed = config.get("studies", load_schema(schema_path)["properties"]["studies"].get("default", []))
+    if not isinstance(listed, list):
+        return []
+    return list(dict.fromkeys(s for s in listed if isinstance(s, str) and s in registry()))
+
+
+def schema_for(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict:
+    """The schema `config` is validated against (module docstring): the top-level schema,
+    the registered study names as the values of `studies`, and each enabled study's section
+    schema under `properties.<study>`, required."""
+    from ssmflow.study import registry
+
+    schema = load_schema(schema_path)
+    props = schema.setdefault("properties", {})
+    names = sorted(registry())
+    studies = props["studies"]
+    studies["items"] = {**studies.get("items", {}), "enum": names, "title": "the registered studies"}
+    enabled = enabled_studies(config, schema_path)
+    for name in names:
+        if name in props:
+            raise ValueError(f"study {name!r} has the name of a top-level config key; rename the study.")
+        props[name] = study_schema(name) if name in enabled else {
+            "type": "object", "description": f"The `{name}` section; not checked while `{name}` is not in `studies`."}
+    if enabled:
+        schema["allOf"] = [*schema.get("allOf", []), {"title": "each study in `studies` needs its section", "required": enabled}]
+    return schema
+
+
+def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict:
+    """Validate `config`, fill in defaults and run each enabled study's cross-key checks.
+
+    **Returns:** a completed deep copy of `config` (sections of studies not in `studies` as given).
     **Raises:** `ConfigError` listing every problem.
     """
-    cfg = copy.deepcopy(dict(config))
-    schema = load_schema(schema_path)
-    cls = _with_defaults(jsonschema.Draft202012Validator)
-    errors = sorted(cls(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
-    # `allOf` wrappers report the same problem twice; keep the first of each message
-    lines = list(dict.fromkeys(_leaf(e) for e in errors))
-    if not lines:
-        from ssmflow.study import get
+    from ssmflow.study import get
 
-        lines = [msg for study in cfg.get("studies", []) if study in cfg for msg in get(study).check_config(cfg[study])]
+    cfg = copy.deepcopy(dict(config))
+    schema = schema_for(cfg, schema_path)
+    errors = sorted(Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    # `allOf` wrappers can report the same problem twice; keep the first of each message
+    lines = list(dict.fromkeys(_leaf(e) for e in errors))
+    failed = {e.absolute_path[0] for e in errors if e.absolute_path}
+    for study in enabled_studies(cfg, schema_path):
+        if study in cfg and study not in failed:  # cross-key checks read a complete, schema-valid section
+            lines += get(study).check_config(cfg[study])
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     return cfg
