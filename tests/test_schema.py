@@ -207,5 +207,6 @@ def test_value_lists_of_the_runtime_code_agree_with_the_schema():
     assert freqbias.N_FACES == denoise.N_FACES
     assert experiment_defs("s4d")[1].keys() == set(tasks.TASKS)
     _, kinds = experiment_defs("icl")
-    assert icl.KIND_AXES == {k: tuple(d["properties"]["axes"]["properties"]) for k, d in kinds.items()}
+    assert {k: set(v) for k, v in icl.KIND_AXES.items()} == {k: set(d["properties"]["axes"]["required"]) for k, d in kinds.items()}
+    assert {k: set(v) for k, v in icl.KIND_AXES.items()} == {k: set(d["properties"]["axes"]["properties"]) for k, d in kinds.items()}
     assert icl.KIND_AXES["baselines"] == ("model", "d", "n_context")  # the store's run-dim order
