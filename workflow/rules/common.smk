@@ -110,8 +110,13 @@ def stage_inputs(study, stage):
 
 
 def stage_args(stage):
-    """The `--input PRODUCT={input.PRODUCT}` arguments of a stage command."""
-    return " ".join(f"--input {name}={{input.{name}}}" for name in stage.reads)
+    """params function: the stage command's `--input PRODUCT=PATH ... --out ... [--out-csv ...]`."""
+
+    def args(wildcards, input, output):
+        out = [f"--input {name}={input[name]}" for name in stage.reads] + [f"--out {output.zarr}"]
+        return " ".join(out + ([f"--out-csv {output.csv}"] if stage.csv else []))
+
+    return args
 
 
 def figure_inputs(study):

@@ -3,6 +3,9 @@
 # Rule names are <study>_<stage>, so profiles and --set-resources address them per study.
 # On SLURM only <study>_train and <study>_data are submitted; every other rule is a light
 # localrule run on the submit host, so a big grid does not become many tiny jobs.
+# Directives are evaluated when the rule is defined, except `shell:`, which Snakemake
+# evaluates when the job runs (after the loop has ended): so every shell command below is a
+# constant string, and what differs per study or stage comes in through `params`.
 for _decl in STUDIES.values():
     _s = _decl.name
 
@@ -18,9 +21,11 @@ for _decl in STUDIES.values():
                 f"results/{_s}/checks.json",
             log:
                 f"results/logs/{_s}/checks.log",
+            params:
+                study=_s,
             localrule: True
             shell:
-                f"ssmflow checks --study {_s} --out {{output}} > {{log}} 2>&1"
+                "ssmflow checks --study {params.study} --out {output} > {log} 2>&1"
 
     # The experiment's synthesized data (sequences, datasets and splits, images and noise,
     # fixed evaluation sets): every shard of the experiment trains on it.
@@ -54,6 +59,7 @@ for _decl in STUDIES.values():
             spec=shard_spec(_s),
             data=train_args(_s),
             cache=config["compile_cache"],
+            study=_s,
         log:
             f"results/logs/{_s}/{{exp}}/train_{{shard}}.log",
         benchmark:
@@ -66,7 +72,7 @@ for _decl in STUDIES.values():
             checkpoint_every_s=CHECKPOINT_EVERY_S,
         shell:
             "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q} --reuse results/.runs"
-            f" --checkpoint results/.checkpoints/{_s}/{{wildcards.exp}}/{{wildcards.shard}}.ckpt"
+            " --checkpoint results/.checkpoints/{params.study}/{wildcards.exp}/{wildcards.shard}.ckpt"
             " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
 
     # Combine the shards of one experiment into a labelled Dataset (ragged dims NaN-padded).
@@ -78,11 +84,13 @@ for _decl in STUDIES.values():
             code=code(_s),
         output:
             directory(f"results/{_s}/{{exp}}/trajectories.zarr"),
+        params:
+            study=_s,
         log:
             f"results/logs/{_s}/{{exp}}/gather.log",
         localrule: True
         shell:
-            f"ssmflow gather --study {_s} --out {{output}} {{input.shards}} > {{log}} 2>&1"
+            "ssmflow gather --study {params.study} --out {output} {input.shards} > {log} 2>&1"
 
     # The study's stages after gather, each reading stores of its experiment.
     for _stage in _decl.stages:
@@ -98,13 +106,15 @@ for _decl in STUDIES.values():
                     {"zarr": directory(f"results/{_s}/{{exp}}/{_stage.writes}.zarr")}
                     | ({"csv": f"results/{_s}/{{exp}}/{_stage.writes}.csv"} if _stage.csv else {})
                 ),
+            params:
+                study=_s,
+                stage=_stage.name,
+                args=stage_args(_stage),
             log:
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
             localrule: True
             shell:
-                f"ssmflow stage --study {_s} --stage {_stage.name} {stage_args(_stage)} --out {{output.zarr}}"
-                + (" --out-csv {output.csv}" if _stage.csv else "")
-                + " > {log} 2>&1"
+                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} > {log} 2>&1"
 
     # Stores computed from one config section alone (no training), spanning experiments.
     for _store in _decl.study_stores:
@@ -118,11 +128,13 @@ for _decl in STUDIES.values():
                 directory(f"results/{_s}/{_store.file}"),
             params:
                 spec=section_spec(_s, _store.config_key),
+                study=_s,
+                store=_store.name,
             log:
                 f"results/logs/{_s}/{_store.name}.log",
             localrule: True
             shell:
-                f"ssmflow study-store --study {_s} --store {_store.name}"
+                "ssmflow study-store --study {params.study} --store {params.store}"
                 " --spec {params.spec:q} --out {output} > {log} 2>&1"
 
     # Figures read their declared stores only.
@@ -141,9 +153,9 @@ for _decl in STUDIES.values():
             ),
         params:
             inputs=figure_args(_s),
+            study=_s,
         log:
             f"results/logs/{_s}/figure_{{fig}}.log",
         localrule: True
         shell:
-            f"ssmflow figure --study {_s} --name {{wildcards.fig}}"
-            " {params.inputs} --out {output} > {log} 2>&1"
+            "ssmflow figure --study {params.study} --name {wildcards.fig} {params.inputs} --out {output} > {log} 2>&1"
