@@ -80,4 +80,5 @@ STUDY = Study(
     ),
     figures=figures,
     check_config=check_config,
+    data="data",  # the teacher sequences of every (rho, conv, seed), results/dynamics/<exp>/data.zarr
 )

@@ -1,9 +1,11 @@
 """One `dynamics` training job: a shard spec in, a labelled trajectory Dataset out.
 
 Host: the run table, poles, deterministic inits, population statistics, lam, t_end and
-the recording schedule. Device: each run's data (key from its own coordinates), its
-empirical statistics (6) and full-batch GD on the sequences through the shared engine
-(`ssmflow.train`), all runs of the shard vmapped in one compiled scan.
+the recording schedule. Data: each run's sequences, read from the experiment's data
+store (`data.data_dataset`, written once by the data stage; a row's key comes from the
+run's own DATA_COORDS). Device: each run's empirical statistics (6) and full-batch GD
+on the sequences through the shared engine (`ssmflow.train`), all runs of the shard
+vmapped in one compiled scan.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from ssmflow.config import digest
 from ssmflow.studies.dynamics import CATEGORICAL
 from ssmflow.studies.dynamics import runs as rn
 from ssmflow.studies.dynamics import theory as th
-from ssmflow.studies.dynamics.data import teacher_dataset
+from ssmflow.studies.dynamics.data import DATA_COORDS, data_dataset, shard_sequences
 from ssmflow.studies.dynamics.model import LinearSSM, cross_spectra, spectral_loss_from_spectra, time_loss
 from ssmflow.studies.dynamics.stats import empirical_stats
 
 log = logging.getLogger("ssmflow.dynamics")
 
-DATA_COORDS = ("rho", "conv", "seed")  # the data of a run depends on these only
+__all__ = ["DATA_COORDS", "make_data", "model_step_fn", "nominal_times", "prepare", "to_dataset", "train_shard"]
 
 
 def nominal_times(spec: dict) -> np.ndarray:
@@ -70,32 +72,32 @@ def _population(a: np.ndarray, teacher: dict, rho: float):
     return np.array([sigma]), np.array([[eta]])
 
 
-def make_data(spec: dict, table: rn.RunTable):
-    """Per-run data on the device (lax.map over runs: each run's numbers are its own)."""
-    study, common = spec["study"], spec["common"]
-    conv = table.coords["conv"][0]
-    keys = jnp.stack([train.run_key(study, {d: table.values[d][i] for d in DATA_COORDS}) for i in range(table.n_runs)])
-    rho = jnp.asarray(table.values["rho"], float)
-    teacher, data = common["teacher"], common["data"]
+def make_data(spec: dict, table: rn.RunTable, data: xr.Dataset | None = None):
+    """(key, u, y) of every run of the shard, from the experiment's data store `data`.
 
-    def one(key, r):
-        return teacher_dataset(
-            jax.random.wrap_key_data(key), n_seq=data["n_seq"], length=data["length"], rho=r,
-            a_star=teacher["a_star"], g_star=teacher["g_star"], noise_std=teacher["noise_std"], mode=conv,
-        )
-
-    u, y = jax.jit(lambda k, r: jax.lax.map(lambda x: one(*x), (k, r)))(keys, rho)
-    return keys, u, y
+    Without a store (hand use, tests, benchmarks) the shard's own rows are synthesized in
+    memory by the data stage's function, so the numbers are the same either way.
+    """
+    if data is None:
+        data = data_dataset(spec)
+    return shard_sequences(spec, table, data)
 
 
-def train_shard(spec: dict, *, chunk_steps: int | None = None, batching: str = "map") -> xr.Dataset:
-    """Train every run of a shard and return its trajectory Dataset (spec section 5)."""
+def train_shard(spec: dict, data: xr.Dataset | None = None, *, chunk_steps: int | None = None, batching: str = "map") -> xr.Dataset:
+    """Train every run of a shard and return its trajectory Dataset (spec section 5).
+
+    **Arguments:** the shard `spec`; `data` the experiment's data store (`data.zarr`, opened
+    lazily: only the shard's rows are read); None synthesizes the shard's rows in memory.
+    """
     t0 = time.perf_counter()
     table, host = prepare(spec)
     kind = spec["settings"]["kind"]
     conv, param, depth = table.coords["conv"][0], table.coords["param"][0], int(table.coords["depth"][0])
     length = spec["common"]["data"]["length"]
-    keys, u, y = make_data(spec, table)
+    if data is None:
+        data = data_dataset(spec)
+    generator_digest = str(data.attrs.get("generator_digest", ""))
+    keys, u, y = make_data(spec, table, data)
     poles = jnp.asarray(host["poles"])
     # lax.map, not vmap: a batched dot may round differently, and a run's statistics
     # must not depend on what else is in its shard
@@ -141,7 +143,9 @@ def train_shard(spec: dict, *, chunk_steps: int | None = None, batching: str = "
         init_fn, loss_fn, observe_fn, runs, steps, event_fn=event_fn,
         chunk_steps=chunk_steps or spec["common"]["chunk_steps"], logger=log, batching=batching,
     )
-    return to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, time.perf_counter() - t0)
+    ds = to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, time.perf_counter() - t0)
+    ds.attrs["data_generator_digest"] = generator_digest  # the data generator the runs' sequences came from
+    return ds
 
 
 def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, wall) -> xr.Dataset:
@@ -202,12 +206,12 @@ def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_sta
     return ds
 
 
-def model_step_fn(spec: dict):
+def model_step_fn(spec: dict, data: xr.Dataset | None = None):
     """For benchmarks: (one jitted GD step on a single run, its initial model, run dict)."""
     table, host = prepare(spec)
     conv = table.coords["conv"][0]
     length = spec["common"]["data"]["length"]
-    keys, u, y = make_data(spec, table)
+    keys, u, y = make_data(spec, table, data)
     s_uu, s_yu, s_yy = cross_spectra(jnp.fft.rfft(u[0]), jnp.fft.rfft(y[0]))
     lam = jnp.asarray(host["lam"][0])
     model = LinearSSM(a=jnp.asarray(host["poles"][0]), b=jnp.asarray(host["b0"][0]), c=jnp.asarray(host["c0"][0]), conv=conv, train_a=False)

@@ -81,4 +81,5 @@ STUDY = Study(
                              whole_dims=("N", "measure", "dt", "c", "kind", "k", "t")),),
     figures=figures,
     check_config=check_config,
+    data="data",  # the task data and splits, results/s4d/<exp>/data.zarr
 )

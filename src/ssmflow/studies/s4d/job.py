@@ -6,6 +6,10 @@ every parameter at the recording steps; afterwards this job evaluates each snaps
 the validation set (and the last one on the test set) and extracts what the study
 stores: eigenvalues lambda, the products C B, Delta and D of every mode over training.
 
+Data: the task's splits come from the experiment's data store (`data.data_dataset`,
+written once by the data stage and shared by the shards); minibatches (sdigits) and
+generated batches (delay) are drawn per step from the run's training-stream key.
+
 Pairing: the model key depends on (experiment, N, seed) and the training stream
 (minibatches, dropout) on (experiment, seed) only, so the inits and both
 discretizations of a seed start from the same C, D, Delta and linear layers and see
@@ -29,7 +33,8 @@ from ssmflow import store, train
 from ssmflow.config import digest
 from ssmflow.ssm.layers import S4DModel
 from ssmflow.ssm.optim import s4d_optimizer
-from ssmflow.studies.s4d.tasks import Split, Task, make_task
+from ssmflow.studies.s4d import data as s4d_data
+from ssmflow.studies.s4d.tasks import Split, Task, task_info
 
 log = logging.getLogger("ssmflow.s4d")
 
@@ -112,11 +117,20 @@ def spectra(static, treedef, leaves: list[jax.Array]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in run(leaves).items()}
 
 
-def train_shard(spec: dict) -> xr.Dataset:
-    """Train every run (init x seed) of a shard and return its trajectory Dataset."""
+def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
+    """Train every run (init x seed) of a shard and return its trajectory Dataset.
+
+    **Arguments:** the shard `spec`; `data` the experiment's data store (`data.zarr`, opened
+    lazily); None synthesizes the task data in memory with the data stage's function.
+    """
     t0 = time.perf_counter()
     settings, common = spec["settings"], spec["common"]
-    task, data = make_task(settings)
+    task = task_info(settings)
+    if data is None:
+        data = s4d_data.data_dataset(spec)
+    s4d_data.check_matches(spec, data)
+    data_digest = str(data.attrs.get("config_digest", ""))
+    data = s4d_data.task_data(data)
     inits, seeds = list(spec["axes"]["init"]), list(range(common["seeds"]))
     rows = list(itertools.product(inits, seeds))
     models, stream_keys = [], []
@@ -209,6 +223,6 @@ def train_shard(spec: dict) -> xr.Dataset:
         digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"], shard=spec["shard"],
         task=task.name, metric=task.metric, length=task.length, lag=task.lag, steps=n_steps, batch=batch,
         model=model, optim=common["optim"], steps_per_second=float(res.steps_per_second),
-        n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
+        n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0), data_digest=data_digest,
     )
     return ds

@@ -28,10 +28,12 @@ VAL_KEY, TEST_KEY = 1, 2  # fixed generated evaluation sets (delay)
 
 
 class Split(NamedTuple):
-    """Inputs `(sample, time, d_in)` and targets of one split."""
+    """Inputs `(sample, time, d_in)` and targets of one split; `index`: each sample's
+    position in its source (sdigits: the order of `load_digits`), None if generated."""
 
     x: np.ndarray
     y: np.ndarray
+    index: np.ndarray | None = None
 
 
 class TaskData(NamedTuple):
@@ -44,6 +46,11 @@ class TaskData(NamedTuple):
 
 def sdigits_data(image_size: int, seed: int = 0) -> TaskData:
     """Sequential digits: resized, flattened row-major, split 70/10/20 stratified, standardized."""
+    return sdigits_splits(image_size, seed)[0]
+
+
+def sdigits_splits(image_size: int, seed: int = 0) -> tuple[TaskData, float, float]:
+    """`sdigits_data` with the training mean and std it standardized with."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -53,10 +60,12 @@ def sdigits_data(image_size: int, seed: int = 0) -> TaskData:
         images = jax.image.resize(images, (images.shape[0], image_size, image_size), "linear")
     x = np.asarray(images, dtype=float).reshape(images.shape[0], -1, 1)
     y = digits.target.astype(np.int32)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.125, stratify=y_rest, random_state=seed)
+    i = np.arange(x.shape[0])
+    x_rest, x_test, y_rest, y_test, i_rest, i_test = train_test_split(x, y, i, test_size=0.2, stratify=y, random_state=seed)
+    x_train, x_val, y_train, y_val, i_train, i_val = train_test_split(x_rest, y_rest, i_rest, test_size=0.125, stratify=y_rest, random_state=seed)
     mean, std = x_train.mean(), x_train.std()
-    return TaskData(*(Split((a - mean) / std, b) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))))
+    splits = ((x_train, y_train, i_train), (x_val, y_val, i_val), (x_test, y_test, i_test))
+    return TaskData(*(Split((a - mean) / std, b, c) for a, b, c in splits)), float(mean), float(std)
 
 
 def delay_batch(key: PRNGKeyArray, batch: int, length: int, lag: int) -> tuple[Float[Array, "batch time 1"], Float[Array, "batch time 1"]]:
@@ -103,15 +112,20 @@ class Task(NamedTuple):
         return (jnp.argmax(pred) == y).astype(pred.dtype)
 
 
-def make_task(settings: dict) -> tuple[Task, TaskData]:
-    """The task and its fixed data from an experiment's settings (config keys of the schema)."""
+def task_info(settings: dict) -> Task:
+    """The task (static description, no data) from an experiment's settings."""
     name = settings["task"]
     if name == "sdigits":
-        data = sdigits_data(settings["image_size"])
-        return Task(name, data.val.x.shape[1], 1, 10, "mean", 0, "accuracy"), data
+        return Task(name, settings["image_size"] ** 2, 1, 10, "mean", 0, "accuracy")
     if name == "delay":
         length = settings["length"]
-        lag = int(round(settings["lag"] * length))
-        data = delay_data(length, lag, settings["n_eval"], settings["n_eval"])
-        return Task(name, length, 1, 1, "none", lag, "r2"), data
+        return Task(name, length, 1, 1, "none", int(round(settings["lag"] * length)), "r2")
     raise ValueError(f"`task` (={name!r}) is not an s4d task; expected one of {TASKS}.")
+
+
+def make_task(settings: dict) -> tuple[Task, TaskData]:
+    """The task and its fixed data from an experiment's settings (config keys of the schema)."""
+    task = task_info(settings)
+    if task.name == "sdigits":
+        return task, sdigits_data(settings["image_size"])
+    return task, delay_data(task.length, task.lag, settings["n_eval"], settings["n_eval"])
