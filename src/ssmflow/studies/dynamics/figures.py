@@ -1,6 +1,8 @@
 """Figures F1-F5 of the `dynamics` study (spec section 4), drawn from stored data only.
 
-Each figure reads `results/dynamics/<exp>/{trajectories.zarr, theory.zarr, metrics.csv}`.
+Each figure reads only the stores its rule passes in (a `FigureInputs`, as the study's
+`figures` in `studies/dynamics/__init__.py` declares them): `trajectories`, `theory` and
+`metrics_csv` of its experiments (F1 also those of F1c, when the config has it).
 Simulation is the seed mean (solid) with its min-max band; theory is dashed. The only
 theory evaluated here is the trivial closed forms of the spec: the logistic (13) and the
 time constants of (15), on stored statistics.
@@ -19,17 +21,18 @@ import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from ssmflow import plots, store
+from ssmflow import plots
 from ssmflow.studies.dynamics import RUN_DIMS
 from ssmflow.studies.dynamics.theory import lazy_time_constant, logistic_p, terminal_time_constant
+from ssmflow.study import FigureInputs
 
 THEORY_STYLE = {"color": "black", "ls": "--", "lw": 1.0}
 T_LABEL = plots.LABELS["t"]
 P_LABEL = plots.LABELS["p_rel"]
 
 
-def load_experiment(results: Path, exp: str, keep: tuple[str, ...] = ()) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
-    """(trajectories, theory, metrics) of one experiment.
+def load_experiment(inputs: FigureInputs, exp: str, keep: tuple[str, ...] = ()) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
+    """(trajectories, theory, metrics) of one experiment, from the declared inputs.
 
     Length-1 run dims are dropped except those in `keep` (the dims a figure selects
     on, so it works on any grid, a single value included); `seed` is kept.
@@ -37,10 +40,9 @@ def load_experiment(results: Path, exp: str, keep: tuple[str, ...] = ()) -> tupl
     def squeeze(ds: xr.Dataset) -> xr.Dataset:
         return ds.squeeze([d for d in RUN_DIMS if ds.sizes.get(d) == 1 and d not in keep]).load()
 
-    base = results / exp
-    traj = squeeze(store.open_store(base / "trajectories.zarr"))
-    theory = squeeze(store.open_store(base / "theory.zarr"))
-    return traj, theory, pd.read_csv(base / "metrics.csv")
+    traj = squeeze(inputs.open("trajectories", exp))
+    theory = squeeze(inputs.open("theory", exp))
+    return traj, theory, inputs.csv("metrics", exp)
 
 
 def _positive(t: xr.DataArray, y: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +84,13 @@ def _log_ticks(ax, values) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def figure_f1(results: Path) -> plt.Figure:
+def figure_f1(inputs: FigureInputs) -> plt.Figure:
     """p/p* against t per (a, rho), coloured by p0; GD-vs-flow error against kappa; causal mode."""
-    traj_all, theory, metrics = load_experiment(results, "F1", keep=("a", "rho", "p0", "kappa"))
+    traj_all, theory, metrics = load_experiment(inputs, "F1", keep=("a", "rho", "p0", "kappa"))
     kappa = traj_all.kappa.min().item()
     traj, theory = traj_all.sel(kappa=kappa), theory.sel(kappa=kappa)
     colors = _palette(traj.p0.values)
-    has_causal = (results / "F1c").exists()
+    has_causal = inputs.has("trajectories", "F1c")
     rows = max(traj.sizes["rho"], 2)
     side = ["err"] * (rows // 2) + ["causal" if has_causal else "err"] * (rows - rows // 2)
     mosaic = [[f"a{i}_r{min(j, traj.sizes['rho'] - 1)}" for i in range(traj.sizes["a"])] + [side[j]] for j in range(rows)]
@@ -119,7 +121,7 @@ def figure_f1(results: Path) -> plt.Figure:
     ax.legend(loc="lower right")
     if has_causal:
         ax = axes["causal"]
-        causal, causal_th, _ = load_experiment(results, "F1c")
+        causal, causal_th, _ = load_experiment(inputs, "F1c")
         circ = traj_all.sel(a=causal.a.item(), rho=causal.rho.item(), p0=causal.p0.item(), kappa=causal.kappa.item())
         plot_sim(ax, circ.t, circ.p / circ.p_star, "gray", label="circular (F1)", ls=":")
         plot_sim(ax, causal.t, causal.p / causal.p_star, colors[causal.p0.item()], label="causal (F1c)")
@@ -134,9 +136,9 @@ def figure_f1(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_f2(results: Path) -> plt.Figure:
+def figure_f2(inputs: FigureInputs) -> plt.Figure:
     """Unbalanced N = 1: p/p*, c and b against t per Delta; terminal time constant against |Delta|."""
-    traj, theory, metrics = load_experiment(results, "F2", keep=("balance",))
+    traj, theory, metrics = load_experiment(inputs, "F2", keep=("balance",))
     colors = _palette(traj.balance.values)
     fig, axes = plt.subplot_mosaic([["p", "tau"], ["c", "b"]], figsize=(13, 9), layout="constrained")
     for delta, col in colors.items():
@@ -202,9 +204,9 @@ def _n_scaling_panel(ax, m: pd.DataFrame, measured: str, predicted: str, row: in
     ax.legend(handles=handles, loc="lower left", fontsize="x-small")
 
 
-def figure_f3(results: Path) -> plt.Figure:
+def figure_f3(inputs: FigureInputs) -> plt.Figure:
     """log-log t_half (balanced) and lazy time constant (Delta < 0) against N, identical vs spread poles."""
-    metrics = load_experiment(results, "F3")[2]
+    metrics = load_experiment(inputs, "F3")[2]
     spreads, balances = metrics.spread.unique(), sorted(metrics.balance.unique(), reverse=True)
     fig, axes = plt.subplots(len(balances), len(spreads), figsize=(6.5 * len(spreads), 5 * len(balances)),
                              layout="constrained", squeeze=False)
@@ -219,9 +221,9 @@ def figure_f3(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_f4(results: Path) -> plt.Figure:
+def figure_f4(inputs: FigureInputs) -> plt.Figure:
     """p/p* against t per depth D (per filter variant and p0); normalized t_half against p*/p0."""
-    traj, theory, _ = load_experiment(results, "F4", keep=("spread", "p0", "depth"))
+    traj, theory, _ = load_experiment(inputs, "F4", keep=("spread", "p0", "depth"))
     colors = {2 * d: c for d, c in zip(traj.depth.values, sns.color_palette("colorblind", traj.sizes["depth"]))}
     spreads, p0s = list(traj.spread.values), list(traj.p0.values)
     mosaic = [[f"{s}_{j}" for j in range(len(p0s))] + ["T"] for s in spreads]
@@ -264,9 +266,9 @@ def figure_f4(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_f5(results: Path) -> plt.Figure:
+def figure_f5(inputs: FigureInputs) -> plt.Figure:
     """Trained pole: p(t) against the trained-a ODE and the fixed-a0 logistic; a(t) converging to a*."""
-    traj, theory, _ = load_experiment(results, "F5", keep=("a0",))
+    traj, theory, _ = load_experiment(inputs, "F5", keep=("a0",))
     teacher = traj.attrs["teacher"]
     colors = _palette(traj.a0.values)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained")
@@ -292,9 +294,9 @@ def figure_f5(results: Path) -> plt.Figure:
 FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5}
 
 
-def make_figure(name: str, results: Path, out: Path) -> None:
-    """Draw figure `name` (F1-F5) from the stores under `results` and save it as PNG at `out`."""
+def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
+    """Draw figure `name` (F1-F5) from its declared stores `inputs` and save it as PNG at `out`."""
     if name not in FIGURES:
         raise ValueError(f"figure name={name!r} is not defined; expected one of {sorted(FIGURES)}.")
     plots.theme()
-    plots.save(FIGURES[name](Path(results)), out)
+    return plots.save(FIGURES[name](FigureInputs(inputs)), out)

@@ -9,6 +9,11 @@
 - `denoise_examples`: clean, noisy and output images, both stripe orientations (G8);
 - `denoise_error`: transmission T_H and T_V per alpha preset and beta, and mse_out (G9);
 - `denoise_response`: the trained filter |g w Khat(omega)| with the two stripe frequencies marked (G10).
+
+Each figure reads only the stores its rule passes in (a `FigureInputs`, as the study's
+`figures` in `studies/freqbias/__init__.py` declares them): the study stores `theory` and
+`atlas` (band, locality), or `trajectories`, `metrics_csv` and `transfer` of every
+experiment of the figure's kind, in the config's order.
 """
 
 from __future__ import annotations
@@ -21,20 +26,29 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.lines import Line2D
 
-from ssmflow import plots, store
+from ssmflow import plots
+from ssmflow.study import FigureInputs
 
 INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "S4D-Real", "random": "random"}
 
 
-def _experiments(results: Path, kind: str) -> list[str]:
-    return sorted(p.parent.name for p in results.glob("*/trajectories.zarr")
-                  if store.open_store(p).attrs.get("kind") == kind)
+def _experiments(inputs: FigureInputs, kind: str) -> list[str]:
+    """The declared experiments (trajectories), in declared order; each must be of `kind`."""
+    exps = inputs.experiments("trajectories")
+    if not exps:
+        raise ValueError(f"this freqbias figure draws {kind} experiments, but no trajectories were declared; "
+                         f"declared: {sorted(inputs)}.")
+    for exp in exps:
+        got = inputs.open("trajectories", exp).attrs.get("kind")
+        if got != kind:
+            raise ValueError(f"declared input trajectories/{exp} is a {got!r} experiment; this figure draws {kind!r} ones.")
+    return exps
 
 
-def figure_band(results: Path) -> plt.Figure:
+def figure_band(inputs: FigureInputs) -> plt.Figure:
     """|Khat(omega)| of every init per alpha (atlas); centroid against alpha; Sobolev weights per preset."""
-    atlas = store.open_store(results / "transfer.zarr").load()
-    theory = store.open_store(results / "theory.zarr").load()
+    atlas = inputs.open("atlas").load()
+    theory = inputs.open("theory").load()
     inits = list(atlas.init.values)
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5), layout="constrained")
     colors = dict(zip(atlas.alpha.values, sns.color_palette("viridis", atlas.sizes["alpha"]), strict=True))
@@ -69,9 +83,9 @@ def figure_band(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_locality(results: Path) -> plt.Figure:
+def figure_locality(inputs: FigureInputs) -> plt.Figure:
     """Gradient weight (eqs. 5, 7) and discrete probe (test 3d); TV against the eq. 4 bound."""
-    th = store.open_store(results / "theory.zarr").load()
+    th = inputs.open("theory").load()
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), layout="constrained")
     y, x = th.attrs["pole_im"], abs(th.attrs["pole_re"])
     ax = axes[0]
@@ -113,11 +127,11 @@ def _filter_label(ds, filt) -> str:
     return f"filter {filt}" + (f" ($s_0$ = {s0:.3g} rad/unit)" if filt == "band" and s0 is not None else "")
 
 
-def figure_waves_error(results: Path) -> plt.Figure:
+def figure_waves_error(inputs: FigureInputs) -> plt.Figure:
     """Final test MAE per wave for every (alpha, beta): seed mean (bars) and seeds (dots), per experiment and filter."""
     panels = []
-    for exp in _experiments(results, "waves"):
-        ds = store.open_store(results / exp / "trajectories.zarr").load()
+    for exp in _experiments(inputs, "waves"):
+        ds = inputs.open("trajectories", exp).load()
         for v in ds.variant.values:
             for f in ds.filter.values:
                 panels.append((exp, ds.sel(variant=v, filter=f), f"{exp}: {v}, {_filter_label(ds, f)}"))
@@ -137,11 +151,11 @@ def figure_waves_error(results: Path) -> plt.Figure:
     return fig
 
 
-def _waves_panels(results: Path, var: str, height: float):
+def _waves_panels(inputs: FigureInputs, var: str, height: float):
     """(exp, ds, fig, panels) of the first waves experiment: one panel per (alpha, beta) run with data in `var`,
     listed as (ax, alpha, beta, row, col, data); panels without data are hidden."""
-    exp = _experiments(results, "waves")[0]
-    ds = store.open_store(results / exp / "trajectories.zarr").load().isel(variant=0, filter=0)
+    exp = _experiments(inputs, "waves")[0]
+    ds = inputs.open("trajectories", exp).load().isel(variant=0, filter=0)
     alphas, betas = list(ds.alpha.values), list(ds.beta.values)
     fig, axes = plt.subplots(len(alphas), len(betas), figsize=(3.6 * len(betas), height * len(alphas)), layout="constrained",
                              squeeze=False, sharex=True, sharey=True)
@@ -155,9 +169,9 @@ def _waves_panels(results: Path, var: str, height: float):
     return exp, ds, fig, panels
 
 
-def figure_waves_curves(results: Path) -> plt.Figure:
+def figure_waves_curves(inputs: FigureInputs) -> plt.Figure:
     """Test MAE per wave against step (seed mean, band +/- 1 sd), one panel per (alpha, beta)."""
-    exp, ds, fig, panels = _waves_panels(results, "test_mae", 3.0)
+    exp, ds, fig, panels = _waves_panels(inputs, "test_mae", 3.0)
     colors = sns.color_palette("rocket_r", ds.sizes["wave"])
     for ax, a, b, bottom, left, mae in panels:
         for k in range(ds.sizes["wave"]):
@@ -173,9 +187,9 @@ def figure_waves_curves(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_waves_modes(results: Path) -> plt.Figure:
+def figure_waves_modes(inputs: FigureInputs) -> plt.Figure:
     """Im a of every mode and channel at init (x) against after training (y), with the wave frequencies."""
-    exp, ds, fig, panels = _waves_panels(results, "lambda_im", 3.4)
+    exp, ds, fig, panels = _waves_panels(inputs, "lambda_im", 3.4)
     im = ds.lambda_im
     lo = 0.5 * float(min(np.nanmin(im.values), ds.wave_freq.values.min()))
     hi = 2 * float(max(np.nanmax(im.values), ds.wave_freq.values.max()))
@@ -198,14 +212,15 @@ def figure_waves_modes(results: Path) -> plt.Figure:
     return fig
 
 
-def _denoise(results: Path) -> tuple[str, xr.Dataset]:
-    exp = _experiments(results, "denoise")[0]
-    return exp, store.open_store(results / exp / "trajectories.zarr").load()
+def _denoise(inputs: FigureInputs) -> tuple[str, xr.Dataset]:
+    """The first declared denoise experiment and its trajectories."""
+    exp = _experiments(inputs, "denoise")[0]
+    return exp, inputs.open("trajectories", exp).load()
 
 
-def figure_denoise_examples(results: Path) -> plt.Figure:
+def figure_denoise_examples(inputs: FigureInputs) -> plt.Figure:
     """Clean, noisy (horizontal, vertical) and the output of every (alpha preset, beta) for two test images (seed 0)."""
-    exp, ds = _denoise(results)
+    exp, ds = _denoise(inputs)
     examples = [int(ds.example.values[ds.example_source.values == src][0]) for src in ds.source.values]
     cells = [(a, b) for a in ds.alpha.values for b in ds.beta.values]
     cols = 1 + 2 * len(cells) // 1
@@ -230,9 +245,9 @@ def figure_denoise_examples(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_denoise_error(results: Path) -> plt.Figure:
+def figure_denoise_error(inputs: FigureInputs) -> plt.Figure:
     """Transmission T_H, T_V (log) per alpha preset and beta; mse_out against mse_ref per condition."""
-    exp, ds = _denoise(results)
+    exp, ds = _denoise(inputs)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
     df = ds.transmission.sel(noise=["horizontal", "vertical"], source=ds.source.values[0]).to_dataframe().reset_index()
     df["setting"] = [f"{a}, β={b:g}" for a, b in zip(df.alpha, df.beta, strict=True)]
@@ -250,10 +265,10 @@ def figure_denoise_error(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_denoise_response(results: Path) -> plt.Figure:
+def figure_denoise_response(inputs: FigureInputs) -> plt.Figure:
     """|g w Khat(omega)| at init (thin) and after training (thick), seed 0, per alpha preset; hue beta."""
-    exp, _ = _denoise(results)
-    tr = store.open_store(results / exp / "transfer.zarr").load()
+    exp, _ = _denoise(inputs)
+    tr = inputs.open("transfer", exp).load()
     fig, axes = plt.subplots(1, tr.sizes["alpha"], figsize=(6 * tr.sizes["alpha"], 4.2), layout="constrained", squeeze=False)
     colors = dict(zip(tr.beta.values, sns.color_palette("coolwarm", tr.sizes["beta"]), strict=True))
     omega = tr.omega.values[1:]
@@ -279,9 +294,9 @@ FIGURES = {"band": figure_band, "locality": figure_locality, "waves_error": figu
            "denoise_response": figure_denoise_response}
 
 
-def make_figure(name: str, results: Path, out: Path) -> Path:
-    """Draw figure `name` from the stores under `results` and save it as `out`."""
-    plots.theme()
+def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
+    """Draw figure `name` from its declared stores `inputs` and save it as PNG at `out`."""
     if name not in FIGURES:
         raise ValueError(f"`name` (={name!r}) is not a freqbias figure; expected one of {sorted(FIGURES)}.")
-    return plots.save(FIGURES[name](Path(results)), out)
+    plots.theme()
+    return plots.save(FIGURES[name](FigureInputs(inputs)), out)

@@ -1,7 +1,8 @@
 """Figures F1-F7 of the icl study (spec section 13), drawn from stored data only.
 
-Each figure `<figure>_<exp>` reads `results/icl/<exp>/{trajectories.zarr, theory.zarr}`
-of one experiment. Training curves are the seed mean with a
+Each figure `<figure>_<exp>` reads only the stores its rule passes in (a `FigureInputs`,
+as the study's `figures` in `studies/icl/__init__.py` declares them): `trajectories` and
+`theory` of its one experiment. Training curves are the seed mean with a
 min-max band over seeds; reference losses are horizontal lines. The only computation
 here is the gauge fixing (25) of stored snapshots for the heatmaps.
 """
@@ -16,10 +17,11 @@ import numpy as np
 import seaborn as sns
 import xarray as xr
 
-from ssmflow import plots, store
+from ssmflow import plots
 from ssmflow.studies.icl import draws
 from ssmflow.studies.icl.metrics import gauge_fix
 from ssmflow.studies.icl.model import ROLE_YX
+from ssmflow.study import FigureInputs
 
 STEP_LABEL = "training step"
 REF_STYLES = {
@@ -31,10 +33,9 @@ REF_STYLES = {
 AXIS_LABELS = {"d": "d", "n_context": "N", "blocks": "K", "model": "", "embed": "embed", "sine_draw": "draw"}
 
 
-def load(results: Path, exp: str) -> tuple[xr.Dataset, xr.Dataset]:
-    """(trajectories, theory) of one experiment, loaded."""
-    base = results / exp
-    return store.open_store(base / "trajectories.zarr").load(), store.open_store(base / "theory.zarr").load()
+def load(inputs: FigureInputs, exp: str) -> tuple[xr.Dataset, xr.Dataset]:
+    """(trajectories, theory) of one experiment, from the declared inputs, loaded."""
+    return inputs.open("trajectories", exp).load(), inputs.open("theory", exp).load()
 
 
 def combos(traj: xr.Dataset, dims: tuple[str, ...]) -> list[dict]:
@@ -263,15 +264,15 @@ def figure_f7(exp: str, traj: xr.Dataset, theory: xr.Dataset) -> plt.Figure:
 FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5, "F6": figure_f6, "F7": figure_f7}
 
 
-def make_figure(name: str, results: Path, out: Path) -> None:
-    """Draw figure `name` = `<figure>_<experiment>` (e.g. F1_E1) from the stores under `results`
-    (= results/icl) and save it as PNG at `out`."""
+def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
+    """Draw figure `name` = `<figure>_<experiment>` (e.g. F1_E1) from its declared stores `inputs`
+    (that experiment's trajectories and theory) and save it as PNG at `out`."""
     fig_id, _, exp = name.partition("_")
     if fig_id not in FIGURES or not exp:
         raise ValueError(f"figure name={name!r} is not defined; expected <figure>_<experiment> with figure one of {sorted(FIGURES)}.")
-    traj, theory = load(Path(results), exp)
+    traj, theory = load(FigureInputs(inputs), exp)
     stored = {"kind": traj.attrs["kind"], "axes": {d: traj[d].values.tolist() for d in traj.dims if d in AXIS_LABELS}}
     if not draws(fig_id, stored):
         raise ValueError(f"figure {fig_id} is not drawn for experiment {exp!r} (kind {stored['kind']!r}).")
     plots.theme()
-    plots.save(FIGURES[fig_id](exp, traj, theory), out)
+    return plots.save(FIGURES[fig_id](exp, traj, theory), out)

@@ -1,5 +1,9 @@
 """Figures of the `s4d` study, drawn from stored data only.
 
+Each figure reads only the stores its rule passes in (a `FigureInputs`, as the study's
+`figures` in `studies/s4d/__init__.py` declares them): every configured experiment's
+`trajectories`, in the config's order, or the study store `kernel_limit`.
+
 - `spectra`: the initial eigenvalues of every init in the complex plane (trajectories, step 0);
 - `kernel_limit`: the LegS kernel-limit errors against N, and the basis at one N;
 - `accuracy`: final test metric by init x disc x N, seed by seed, for every experiment;
@@ -18,20 +22,24 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.lines import Line2D
 
-from ssmflow import plots, store
+from ssmflow import plots
+from ssmflow.study import FigureInputs
 
 INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "S4D-Real", "random": "random"}
 METRIC_LABELS = {"accuracy": "test accuracy", "r2": r"test $R^2$ (1 - MSE)"}
 DISC_STYLE = {"zoh": "-", "bilinear": "--"}
 
 
-def _experiments(results: Path) -> list[str]:
-    """Experiments with a trajectory store under `results`, in name order."""
-    return sorted(p.parent.name for p in results.glob("*/trajectories.zarr"))
+def _experiments(inputs: FigureInputs) -> list[str]:
+    """The experiments whose trajectories were declared, in declared (config) order."""
+    exps = inputs.experiments("trajectories")
+    if not exps:
+        raise ValueError(f"this s4d figure draws trajectories, but none were declared; declared: {sorted(inputs)}.")
+    return exps
 
 
-def _open(results: Path, exp: str) -> xr.Dataset:
-    return store.open_store(results / exp / "trajectories.zarr")
+def _open(inputs: FigureInputs, exp: str) -> xr.Dataset:
+    return inputs.open("trajectories", exp)
 
 
 def _init_palette(inits) -> dict:
@@ -44,9 +52,9 @@ def _title(ds: xr.Dataset, exp: str) -> str:
     return f"{exp} ({detail})"
 
 
-def figure_spectra(results: Path) -> plt.Figure:
+def figure_spectra(inputs: FigureInputs) -> plt.Figure:
     """Initial eigenvalues per init: continuous lambda (top) and discrete exp(Delta lambda) (bottom), per N."""
-    ds = _open(results, _experiments(results)[0])
+    ds = _open(inputs, _experiments(inputs)[0])
     first = ds[["lambda_re", "lambda_im", "delta"]].isel(step=0).sel(disc=ds.disc.values[0], seed=0).load()
     inits, ns = list(ds.init.values), list(ds.N.values)
     colors = dict(zip(ns, sns.color_palette("mako_r", len(ns)), strict=True))
@@ -76,9 +84,9 @@ def figure_spectra(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_kernel_limit(results: Path) -> plt.Figure:
+def figure_kernel_limit(inputs: FigureInputs) -> plt.Figure:
     """Relative errors of the S4D-LegS basis against N (log-log); the basis itself at one N."""
-    ds = store.open_store(results / "legs_convergence.zarr").load()
+    ds = inputs.open("kernel_limit").load()
     fig, axes = plt.subplot_mosaic([["err", "k0", "k1"], ["err", "k2", "k3"]], figsize=(14, 6.5), layout="constrained",
                                    width_ratios=[1.5, 1, 1])
     ax = axes["err"]
@@ -113,10 +121,10 @@ def figure_kernel_limit(results: Path) -> plt.Figure:
     return fig
 
 
-def _experiment_by_n_grid(results: Path, row_height: float):
+def _experiment_by_n_grid(inputs: FigureInputs, row_height: float):
     """[(experiment, trajectories)], and a figure with one row per experiment and one column per N
     (axes beyond an experiment's own N values are hidden)."""
-    sets = [(e, _open(results, e)) for e in _experiments(results)]
+    sets = [(e, _open(inputs, e)) for e in _experiments(inputs)]
     n_cols = max(ds.sizes["N"] for _, ds in sets)
     fig, axes = plt.subplots(len(sets), n_cols, figsize=(4.6 * n_cols, row_height * len(sets)), layout="constrained",
                              squeeze=False)
@@ -130,9 +138,9 @@ def _experiment_by_n_grid(results: Path, row_height: float):
 METRIC_RANGE = {"accuracy": ((0.0, 1.0), 0.1, "chance"), "r2": ((-0.05, 1.0), 0.0, "predict 0")}
 
 
-def figure_accuracy(results: Path) -> plt.Figure:
+def figure_accuracy(inputs: FigureInputs) -> plt.Figure:
     """Final test metric per init, one marker per seed, ZOH and bilinear side by side, per (experiment, N)."""
-    sets, fig, axes = _experiment_by_n_grid(results, row_height=3.5)
+    sets, fig, axes = _experiment_by_n_grid(inputs, row_height=3.5)
     discs = list(sets[0][1].disc.values)
     palette = dict(zip(discs, sns.color_palette("Set2", len(discs)), strict=True))
     for row, (exp, ds) in enumerate(sets):
@@ -163,9 +171,9 @@ def figure_accuracy(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_curves(results: Path) -> plt.Figure:
+def figure_curves(inputs: FigureInputs) -> plt.Figure:
     """Validation metric against step, per (experiment, N): seed mean and +/- 1 sd, hue init, style disc."""
-    sets, fig, axes = _experiment_by_n_grid(results, row_height=3.4)
+    sets, fig, axes = _experiment_by_n_grid(inputs, row_height=3.4)
     palette = _init_palette(sets[0][1].init.values)
     for row, (exp, ds) in enumerate(sets):
         val = ds.val_metric.load()
@@ -187,12 +195,12 @@ def figure_curves(results: Path) -> plt.Figure:
     return fig
 
 
-def figure_drift(results: Path) -> plt.Figure:
+def figure_drift(inputs: FigureInputs) -> plt.Figure:
     """How far lambda and Delta moved in training: per run (all experiments) and per mode (long-range task)."""
-    exps = _experiments(results)
+    exps = _experiments(inputs)
     frames = []
     for exp in exps:
-        ds = _open(results, exp)
+        ds = _open(inputs, exp)
         ends = ds[["lambda_re", "lambda_im", "delta"]].isel(step=[0, -1]).load()
         first, last = ends.isel(step=0, drop=True), ends.isel(step=1, drop=True)
         per_run = xr.Dataset({
@@ -204,7 +212,7 @@ def figure_drift(results: Path) -> plt.Figure:
         frames.append(per_run.to_dataframe().reset_index().assign(experiment=exp))
     df = pd.concat(frames)
     df["init"] = df["init"].map(lambda v: INIT_LABELS.get(v, v))
-    inits = list(_open(results, exps[0]).init.values)
+    inits = list(_open(inputs, exps[0]).init.values)
     order = [INIT_LABELS.get(i, i) for i in inits]
     fig, axes = plt.subplot_mosaic([["im", "re"], ["mode", "dt"]], figsize=(13, 9), layout="constrained")
     panels = (("im", "im_drift", r"median $|\Delta\,\mathrm{Im}\,\lambda| / \max(1, |\mathrm{Im}\,\lambda_0|)$",
@@ -218,7 +226,7 @@ def figure_drift(results: Path) -> plt.Figure:
     for key in ("re", "dt"):
         axes[key].axhline(1.0, color="gray", lw=0.8)
     show = "delay" if "delay" in exps else exps[0]
-    ds = _open(results, show)
+    ds = _open(inputs, show)
     n_max = int(ds.N.max())
     ends = ds[["lambda_im"]].sel(N=n_max).isel(step=[0, -1], mode=slice(0, n_max // 2)).load()
     palette = _init_palette(inits)
@@ -241,9 +249,9 @@ DRAW = {"spectra": figure_spectra, "kernel_limit": figure_kernel_limit, "accurac
         "curves": figure_curves, "drift": figure_drift}
 
 
-def make_figure(name: str, results: Path, out: Path) -> None:
-    """Draw figure `name` from the stores under `results` and save it as PNG at `out`."""
+def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
+    """Draw figure `name` from its declared stores `inputs` and save it as PNG at `out`."""
     if name not in DRAW:
         raise ValueError(f"figure name={name!r} is not defined; expected one of {sorted(DRAW)}.")
     plots.theme()
-    plots.save(DRAW[name](Path(results)), out)
+    return plots.save(DRAW[name](FigureInputs(inputs)), out)

@@ -1,0 +1,246 @@
+"""Figures read only their declared inputs (issue 10, item 6).
+
+Each study's `make_figure(name, inputs, out)` draws from the `FigureInputs` its rule passes
+in: a store left in the results folder by an experiment that is not declared (say, one
+removed from the config) is not drawn, and reading a store that was not declared is a
+KeyError naming the declared ones. The stores here are small synthetic Datasets with the
+variables, dims and attrs the figures read (the real ones come from training).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ssmflow import store
+from ssmflow.study import FigureInputs, get
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def declared(study: str, experiments: dict, figure: str, root: Path) -> FigureInputs:
+    """The inputs the study declares for `figure` given a config's experiments, under `root`."""
+    decl = get(study).figures({"experiments": experiments})[figure]
+    return FigureInputs({k: root / v for k, v in decl.items()})
+
+
+def titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_visible()]
+
+
+# --- s4d ----------------------------------------------------------------------------------------
+
+
+def s4d_trajectories(task: str, ns=(4, 8), inits=("legs", "lin"), discs=("zoh", "bilinear")) -> xr.Dataset:
+    """An s4d trajectory store's shape: init x disc x N x seed x step (x layer x channel x mode)."""
+    seeds, steps, layers, channels, modes = 2, 3, 1, 2, max(ns) // 2
+    run = (len(inits), len(discs), len(ns), seeds)
+    lam_re = -np.abs(RNG.normal(size=(*run, steps, layers, channels, modes))) - 0.1
+    lam_im = np.abs(RNG.normal(size=lam_re.shape)) * 3
+    for i, n in enumerate(ns):  # modes beyond N/2 are padding
+        lam_re[:, :, i, ..., n // 2:] = np.nan
+        lam_im[:, :, i, ..., n // 2:] = np.nan
+    dims = ("init", "disc", "N", "seed", "step", "layer", "channel", "mode")
+    return xr.Dataset(
+        {
+            "lambda_re": (dims, lam_re),
+            "lambda_im": (dims, lam_im),
+            "delta": (dims[:-1], np.exp(RNG.normal(size=(*run, steps, layers, channels))) * 0.01),
+            "test_metric": (dims[:4], RNG.uniform(0.2, 0.9, size=run)),
+            "val_metric": (dims[:5], RNG.uniform(0.2, 0.9, size=(*run, steps))),
+        },
+        coords={"init": list(inits), "disc": list(discs), "N": list(ns), "seed": np.arange(seeds), "step": [0, 50, 100]},
+        attrs={"task": task, "length": 64, "metric": "r2" if task == "delay" else "accuracy", "lag": 0.25},
+    )
+
+
+@pytest.fixture(scope="module")
+def s4d_results(tmp_path_factory) -> Path:
+    """results/s4d with two experiments' stores: `delay`, and `sdigits` (the stray one below)."""
+    root = tmp_path_factory.mktemp("results") / "s4d"
+    store.write_atomic(s4d_trajectories("delay"), root / "delay" / "trajectories.zarr")
+    store.write_atomic(s4d_trajectories("sdigits", ns=(4,)), root / "sdigits" / "trajectories.zarr")
+    return root
+
+
+@pytest.mark.parametrize("figure", ["curves", "accuracy"])
+def test_s4d_draws_one_row_per_declared_experiment_only(s4d_results, figure):
+    figures = get("s4d").module("figures")
+
+    draw = figures.DRAW[figure]
+    # `sdigits` has a store in the same folder, but the config (the declaration) lists `delay` alone
+    only = draw(declared("s4d", {"delay": {}}, figure, s4d_results))
+    assert all(t.startswith("delay") for t in titles(only)), titles(only)
+    assert len(titles(only)) == 2  # delay's two N
+    both = draw(declared("s4d", {"sdigits": {}, "delay": {}}, figure, s4d_results))
+    # declared (config) order: sdigits' row (one N) first, then delay's
+    assert [t.split(" ")[0] for t in titles(both)] == ["sdigits", "delay", "delay"], titles(both)
+
+
+def test_s4d_drift_and_spectra_read_declared_experiments_only(s4d_results, tmp_path):
+    figures = get("s4d").module("figures")
+
+    fig = figures.figure_drift(declared("s4d", {"delay": {}}, "drift", s4d_results))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["delay"], legend  # boxplot hue: one experiment, the stray sdigits store not among them
+    spectra = figures.figure_spectra(declared("s4d", {"sdigits": {}}, "spectra", s4d_results))
+    assert [t.get_text() for t in spectra.legends[0].get_texts()] == ["N = 4"]  # sdigits' N, not delay's
+    out = figures.make_figure("curves", declared("s4d", {"delay": {}}, "curves", s4d_results), tmp_path / "curves.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_s4d_undeclared_store_is_a_key_error(s4d_results, tmp_path):
+    figures = get("s4d").module("figures")
+
+    with pytest.raises(KeyError, match=r"'kernel_limit' was not declared; declared: \['metrics_csv/delay', 'trajectories/delay'\]"):
+        figures.make_figure("kernel_limit", declared("s4d", {"delay": {}}, "curves", s4d_results), tmp_path / "k.png")
+    with pytest.raises(ValueError, match="none were declared"):
+        figures.make_figure("curves", FigureInputs({"kernel_limit": s4d_results / "legs_convergence.zarr"}), tmp_path / "c.png")
+
+
+# --- freqbias -----------------------------------------------------------------------------------
+
+
+def waves_trajectories(alphas=(1.0, 10.0), betas=(0.0, 1.0)) -> xr.Dataset:
+    """A waves trajectory store's shape: variant x filter x alpha x beta x seed x step (x wave, channel, mode)."""
+    run = (1, 1, len(alphas), len(betas), 2, 3)
+    dims = ("variant", "filter", "alpha", "beta", "seed", "step")
+    return xr.Dataset(
+        {
+            "test_mae": ((*dims, "wave"), RNG.uniform(0.01, 0.3, size=(*run, 4))),
+            "lambda_im": ((*dims, "channel", "mode"), np.abs(RNG.normal(size=(*run, 2, 3))) * 50 + 1),
+            "wave_freq": (("wave",), [10.0, 20.0, 40.0, 80.0]),
+        },
+        coords={"variant": ["lin"], "filter": ["band"], "alpha": list(alphas), "beta": list(betas), "seed": [0, 1],
+                "step": [0, 500, 1000], "wave": np.arange(4)},
+        attrs={"kind": "waves", "steps": 1000, "filter_s0": 30.7},
+    )
+
+
+@pytest.fixture(scope="module")
+def freqbias_results(tmp_path_factory) -> Path:
+    """results/freqbias with waves experiments `waves` and `waves_old` (stray) and a `denoise` store."""
+    root = tmp_path_factory.mktemp("results") / "freqbias"
+    store.write_atomic(waves_trajectories(), root / "waves" / "trajectories.zarr")
+    store.write_atomic(waves_trajectories(alphas=(3.0,), betas=(-1.0,)), root / "waves_old" / "trajectories.zarr")
+    store.write_atomic(xr.Dataset({"clean": (("example",), [0.0])}, attrs={"kind": "denoise"}),
+                       root / "denoise" / "trajectories.zarr")
+    return root
+
+
+def test_freqbias_waves_error_draws_declared_experiments_only(freqbias_results):
+    figures = get("freqbias").module("figures")
+
+    exps = {"waves": {"kind": "waves"}, "denoise": {"kind": "denoise"}}
+    fig = figures.figure_waves_error(declared("freqbias", exps, "waves_error", freqbias_results))
+    assert len(titles(fig)) == 1 and titles(fig)[0].startswith("waves: lin"), titles(fig)  # not waves_old
+    exps = {"waves_old": {"kind": "waves"}, **exps}
+    fig = figures.figure_waves_error(declared("freqbias", exps, "waves_error", freqbias_results))
+    assert [t.split(":")[0] for t in titles(fig)] == ["waves_old", "waves"], titles(fig)
+
+
+def test_freqbias_waves_panels_take_the_first_declared_experiment(freqbias_results, tmp_path):
+    figures = get("freqbias").module("figures")
+
+    for exps, panels in (({"waves": {"kind": "waves"}}, 4), ({"waves_old": {"kind": "waves"}, "waves": {"kind": "waves"}}, 1)):
+        for name in ("waves_curves", "waves_modes"):
+            fig = figures.FIGURES[name](declared("freqbias", exps, name, freqbias_results))
+            assert len(titles(fig)) == panels, (name, exps, titles(fig))
+            assert re.split("[,:]", fig.get_suptitle())[0] == next(iter(exps)), fig.get_suptitle()
+    out = figures.make_figure("waves_curves", declared("freqbias", {"waves": {"kind": "waves"}}, "waves_curves", freqbias_results),
+                              tmp_path / "waves_curves.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_freqbias_undeclared_or_mis_declared_input_is_an_error(freqbias_results, tmp_path):
+    figures = get("freqbias").module("figures")
+
+    waves = declared("freqbias", {"waves": {"kind": "waves"}}, "waves_error", freqbias_results)
+    with pytest.raises(KeyError, match=r"'atlas' was not declared; declared: \['metrics_csv/waves', 'trajectories/waves', 'transfer/waves'\]"):
+        figures.make_figure("band", waves, tmp_path / "band.png")
+    with pytest.raises(ValueError, match="no trajectories were declared"):  # theory figures declare no trajectories
+        figures.figure_denoise_error(declared("freqbias", {}, "band", freqbias_results))
+    wrong = FigureInputs({"trajectories/denoise": freqbias_results / "denoise" / "trajectories.zarr"})
+    with pytest.raises(ValueError, match="trajectories/denoise is a 'denoise' experiment; this figure draws 'waves'"):
+        figures.figure_waves_error(wrong)
+
+
+# --- dynamics -----------------------------------------------------------------------------------
+
+
+def dynamics_run(p0s=(1e-4, 1e-2), kappas=(0.02,), causal=False) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
+    """(trajectories, theory, metrics) of an F1-like experiment: a x rho x p0 x kappa x seed x step."""
+    run = (1, 1, len(p0s), len(kappas), 2)
+    steps = 20
+    t = np.broadcast_to(np.geomspace(1e-2, 20, steps), (*run, steps))
+    p = 1 / (1 + np.exp(-(t - 2))) * (1 + 0.01 * RNG.normal(size=t.shape))
+    dims = ("a", "rho", "p0", "kappa", "seed")
+    coords = {"a": [0.5], "rho": [0.0], "p0": list(p0s), "kappa": list(kappas), "seed": [0, 1], "step": np.arange(steps)}
+    traj = xr.Dataset({"t": ((*dims, "step"), t), "p": ((*dims, "step"), p), "p_star": (dims, np.ones(run)),
+                       "t_half": (dims, np.full(run, 2.0 + causal))}, coords=coords)
+    theory = xr.Dataset({"p": ((*dims, "step"), 1 / (1 + np.exp(-(t - 2))))}, coords=coords)
+    metrics = traj[["t_half"]].to_dataframe().reset_index()
+    metrics["max_rel_err_p"] = 3 * metrics.kappa
+    metrics["max_rel_err_map"] = 1e-12
+    return traj, theory, metrics
+
+
+def write_dynamics(root: Path, exp: str, **kw) -> None:
+    traj, theory, metrics = dynamics_run(**kw)
+    store.write_atomic(traj, root / exp / "trajectories.zarr")
+    store.write_atomic(theory, root / exp / "theory.zarr")
+    metrics.to_csv(root / exp / "metrics.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def dynamics_results(tmp_path_factory) -> Path:
+    """results/dynamics with F1 and F1c (the causal companion of F1)."""
+    root = tmp_path_factory.mktemp("results") / "dynamics"
+    write_dynamics(root, "F1")
+    write_dynamics(root, "F1c", p0s=(1e-4,), causal=True)
+    return root
+
+
+def test_dynamics_f1_draws_the_causal_panel_only_when_f1c_is_declared(dynamics_results, tmp_path):
+    figures = get("dynamics").module("figures")
+
+    # F1c's stores are on disk (a config that dropped F1c), but not declared: no causal panel
+    fig = figures.figure_f1(declared("dynamics", {"F1": {}}, "F1", dynamics_results))
+    assert not any(t.startswith("F1c") for t in titles(fig)), titles(fig)
+    fig = figures.figure_f1(declared("dynamics", {"F1": {}, "F1c": {}}, "F1", dynamics_results))
+    assert sum(t.startswith("F1c") for t in titles(fig)) == 1, titles(fig)
+    out = figures.make_figure("F1", declared("dynamics", {"F1": {}, "F1c": {}}, "F1", dynamics_results), tmp_path / "F1.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_dynamics_undeclared_store_is_a_key_error(dynamics_results, tmp_path):
+    figures = get("dynamics").module("figures")
+
+    inputs = {k: v for k, v in declared("dynamics", {"F1": {}}, "F1", dynamics_results).items() if k != "theory/F1"}
+    with pytest.raises(KeyError, match=r"'theory/F1' was not declared; declared: \['metrics_csv/F1', 'trajectories/F1'\]"):
+        figures.make_figure("F1", inputs, tmp_path / "F1.png")
+    assert not (tmp_path / "F1.png").exists()
+
+
+# --- icl ----------------------------------------------------------------------------------------
+
+
+def test_icl_undeclared_experiment_is_a_key_error(tmp_path):
+    figures = get("icl").module("figures")
+
+    inputs = FigureInputs({"trajectories/E1": tmp_path / "E1/trajectories.zarr", "theory/E1": tmp_path / "E1/theory.zarr"})
+    with pytest.raises(KeyError, match=r"'trajectories/E4' was not declared; declared: \['theory/E1', 'trajectories/E1'\]"):
+        figures.make_figure("F1_E4", inputs, tmp_path / "F1_E4.png")
