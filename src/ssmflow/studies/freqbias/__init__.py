@@ -120,4 +120,5 @@ STUDY = Study(
     ),
     figures=figures,
     check_config=check_config,
+    data="data",  # data.data_dataset: results/<study>/<exp>/data.zarr, read by training
 )

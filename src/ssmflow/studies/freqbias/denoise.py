@@ -34,10 +34,12 @@ N_FACES = 100  # lfw_subset(): images 0-99 are faces, 100-199 non-faces
 
 
 class ImageSet(NamedTuple):
-    """Images `(image, row, col)` in [0, 1] and their source label per image."""
+    """Images `(image, row, col)` in [0, 1], their source label and their origin per image
+    ('lfw_subset[3]', 'brick crop 5', ...)."""
 
     images: np.ndarray
     source: np.ndarray
+    origin: np.ndarray | None = None
 
 
 def _resize(img: np.ndarray, rows: int, cols: int, order: int) -> np.ndarray:
@@ -75,20 +77,23 @@ def load_images(cfg: dict, split: str, seed: int = 0) -> ImageSet:
     from skimage.data import lfw_subset
 
     rows, cols = cfg["rows"], cfg["cols"]
-    parts, labels = [], []
+    parts, labels, origin = [], [], []
     if "faces" in cfg["sources"]:
         faces = lfw_subset()[:N_FACES]
         n_train = cfg["faces_train"]
+        first = 0 if split == "train" else n_train
         chosen = faces[:n_train] if split == "train" else faces[n_train:n_train + cfg["faces_test"]]
         parts.append(np.stack([_resize(f, rows, cols, order=1) for f in chosen]))
         labels += ["faces"] * len(chosen)
+        origin += [f"lfw_subset[{first + i}]" for i in range(len(chosen))]
     if "natural" in cfg["sources"]:
         rng = np.random.default_rng([seed, 0 if split == "train" else 1])
         count = cfg["crops_train"] if split == "train" else cfg["crops_test"]
         for name in cfg[f"natural_{split}"]:
             parts.append(random_crops(natural_image(name), count, rows, cols, rng))
             labels += ["natural"] * count
-    return ImageSet(np.clip(np.concatenate(parts), 0.0, 1.0), np.asarray(labels, dtype=object))
+            origin += [f"{name} crop {k}" for k in range(count)]
+    return ImageSet(np.clip(np.concatenate(parts), 0.0, 1.0), np.asarray(labels, dtype=object), np.asarray(origin, dtype=object))
 
 
 def stripe_noise(orientation: str, amplitude: np.ndarray, rows: int, cols: int, omega_p: float) -> np.ndarray:

@@ -5,6 +5,9 @@ A waves shard is one Sobolev filter of a waves experiment; its runs are alpha x 
 All runs of a shard are trained together by the shared engine (`ssmflow.train`); the
 parameters are recorded at the recording steps and evaluated on the test set afterwards.
 A run's keys come from its own coordinates (experiment, filter, alpha, beta, seed).
+The data (waves: the input basis, the test amplitudes and each run's data key; denoise:
+the images, the test noise and each run's data key) comes from the experiment's data
+store (`data.py`, the data stage).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import xarray as xr
 from ssmflow import store, train
 from ssmflow.config import digest
 from ssmflow.ssm.sobolev import preset_kappa
+from ssmflow.studies.freqbias import data as fb_data
 from ssmflow.studies.freqbias import denoise, geometry, waves
 
 log = logging.getLogger("ssmflow.freqbias")
@@ -68,32 +72,27 @@ def _cosine_adamw(lr: float, steps: int) -> optax.GradientTransformation:
 
 # ------------------------------------------------------------------------------------ waves
 
-def train_waves(spec: dict) -> xr.Dataset:
-    """Train a waves shard (module docstring) and return its trajectory Dataset."""
+def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
+    """Train a waves shard (module docstring) from its experiment's data store; return its trajectory Dataset."""
     t0 = time.perf_counter()
     s, common = spec["settings"], spec["common"]
-    filt = spec["axes"].get("filter", ["paper"])[0]
+    filt = fb_data.waves_filters(spec)[0]
     length, step = s["length"], s["step"]
     freqs = geometry.wave_frequencies(s["cycles"], length, step)
-    basis = waves.cosine_basis(freqs, length, step)
+    basis, test_amp = fb_data.waves_inputs(data)
     emul = filt == "upstream-emul"
     filter_s0 = s.get("filter_s0") if filt == "band" else None
     kappa = waves.filter_kappa(filt, step, filter_s0)
-    cells, seeds = run_grid(spec), list(range(common["seeds"]))
+    cells, seeds = run_grid(spec), fb_data.seeds(spec)
     rows = [(a, b, seed) for a, b in cells for seed in seeds]
     real = jnp.result_type(float)
-
-    def coords(a, b, seed, stream):
-        return {"experiment": spec["experiment"], "filter": filt, "alpha": float(a), "beta": float(b), "seed": seed, "stream": stream}
-
     runs = {
-        "key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "train")) for a, b, seed in rows]),
-        "model_key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "model")) for a, b, seed in rows]),
+        "key": fb_data.train_keys(data, rows, filt),
+        "model_key": jnp.stack([fb_data.run_key(spec, "model", seed, a, b, filt) for a, b, seed in rows]),
         "alpha": jnp.asarray([a for a, _, _ in rows], real),
         "beta": jnp.asarray([b for _, b, _ in rows], real),
     }
     channels, n_state, batch = s["channels"], s["state_size"], s["batch"]
-    test_amp = jax.random.uniform(jax.random.key(s["test_seed"]), (s["n_test"], waves.N_WAVES), dtype=real)
     test_u = test_amp @ basis
 
     def init_fn(run):
@@ -186,34 +185,22 @@ def denoise_setup(s: dict) -> dict:
             "stripes": geometry.stripe_frequencies(cols)}
 
 
-def test_noise(s: dict, n_images: int, omega_p: float) -> dict[str, np.ndarray]:
-    """Noise of each condition in model units (2 n, eq. 19), rho ~ U(0, 0.5) per image (fixed seed), `(image, row, col)`."""
-    rng = np.random.default_rng(s["noise_seed"])
-    out = {"none": np.zeros((n_images, s["rows"], s["cols"]))}
-    for orientation in ("horizontal", "vertical"):
-        out[orientation] = 2 * denoise.stripe_noise(orientation, rng.uniform(0, 0.5, n_images), s["rows"], s["cols"], omega_p)
-    return out
-
-
-def train_denoise(spec: dict) -> xr.Dataset:
-    """Train a denoise shard (module docstring) and return its trajectory Dataset (with example reconstructions)."""
+def train_denoise(spec: dict, data: xr.Dataset) -> xr.Dataset:
+    """Train a denoise shard (module docstring) from its experiment's data store; return its trajectory Dataset
+    (with example reconstructions)."""
     t0 = time.perf_counter()
     s, common = spec["settings"], spec["common"]
     geo = denoise_setup(s)
     step, kappa, n_state = geo["step"], geo["kappa"], s["state_size"]
     real = jnp.result_type(float)
-    train_set, test_set = denoise.load_images(s, "train"), denoise.load_images(s, "test")
-    x_train = jnp.asarray(2 * train_set.images.reshape(len(train_set.images), -1) - 1, real)
-    cells, seeds = run_grid(spec), list(range(common["seeds"]))
+    images = fb_data.denoise_inputs(data)
+    x_train = jnp.asarray(images["x_train"], real)
+    cells, seeds = run_grid(spec), fb_data.seeds(spec)
     rows = [(a, b, seed) for a, b in cells for seed in seeds]
     alpha_values = {a: geometry.alpha_value(a, s["cols"]) for a in spec["axes"]["alpha"]}
-
-    def coords(a, b, seed, stream):
-        return {"experiment": spec["experiment"], "alpha": a, "beta": float(b), "seed": seed, "stream": stream}
-
     runs = {
-        "key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "train")) for a, b, seed in rows]),
-        "model_key": jnp.stack([train.run_key(spec["study"], coords(a, b, seed, "model")) for a, b, seed in rows]),
+        "key": fb_data.train_keys(data, rows),
+        "model_key": jnp.stack([fb_data.run_key(spec, "model", seed, a, b) for a, b, seed in rows]),
         "alpha": jnp.asarray([alpha_values[a] for a, _, _ in rows], real),
         "beta": jnp.asarray([b for _, b, _ in rows], real),
     }
@@ -235,10 +222,9 @@ def train_denoise(spec: dict) -> xr.Dataset:
     t_train = time.perf_counter() - t0
     snaps = _snapshots(res, treedef.num_leaves)
 
-    clean = 2 * test_set.images.reshape(len(test_set.images), -1) - 1
-    noises = {k: v.reshape(len(clean), -1) for k, v in test_noise(s, len(clean), geo["omega_p"]).items()}
+    clean, noises, test_source = images["clean"], images["noises"], images["test_source"]
     sources = [src for src in denoise.SOURCES if src in s["sources"]]
-    examples = np.concatenate([np.flatnonzero(test_set.source == src)[: s["n_examples"]] for src in sources])
+    examples = np.concatenate([np.flatnonzero(test_source == src)[: s["n_examples"]] for src in sources])
     stripe_omega = jnp.asarray([geo["stripes"]["horizontal"], geo["stripes"]["vertical"]], real)
 
     @eqx.filter_jit
@@ -263,7 +249,7 @@ def train_denoise(spec: dict) -> xr.Dataset:
         final = [leaf[r, -1] for leaf in snaps]
         for i, noise in enumerate(geometry.NOISES):
             for j, src in enumerate(sources):
-                pick = test_set.source == src
+                pick = test_source == src
                 m_out, m_ref, trans = evaluate(final, runs["alpha"][r], runs["beta"][r], jnp.asarray(clean[pick], real),
                                                jnp.asarray(noises[noise][pick], real))
                 mse_out[r, i, j], mse_ref[i, j] = float(m_out), float(m_ref)
@@ -319,7 +305,7 @@ def train_denoise(spec: dict) -> xr.Dataset:
             "beta": np.asarray(betas, float), "seed": np.asarray(seeds), "step": rec, "mode": np.arange(n_state // 2),
             "noise": np.array(geometry.NOISES, dtype=object), "source": np.array(sources, dtype=object),
             "phase": np.array(["init", "final"], dtype=object), "stripe": np.array(["horizontal", "vertical"], dtype=object),
-            "example": np.arange(len(examples)), "example_source": ("example", np.asarray(test_set.source[examples], dtype=object)),
+            "example": np.arange(len(examples)), "example_source": ("example", np.asarray(test_source[examples], dtype=object)),
             "row": np.arange(s["rows"]), "col": np.arange(s["cols"]),
         },
     )
@@ -333,6 +319,9 @@ def train_denoise(spec: dict) -> xr.Dataset:
     return ds
 
 
-def train_shard(spec: dict) -> xr.Dataset:
-    """Train one freqbias shard: waves or denoise by the experiment's `kind`."""
-    return train_waves(spec) if spec["settings"]["kind"] == "waves" else train_denoise(spec)
+def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
+    """Train one freqbias shard, waves or denoise by the experiment's `kind`, from the experiment's data store
+    `data` (`data.data_dataset`, opened lazily); without it, the shard's own part is synthesized in memory."""
+    if data is None:
+        data = fb_data.data_dataset(spec)
+    return train_waves(spec, data) if spec["settings"]["kind"] == "waves" else train_denoise(spec, data)

@@ -6,7 +6,8 @@
 
 The convolution is circular (the inputs are periodic on the window, F8), B = 1 is absorbed
 (F2), ZOH with a fixed Delta; C ~ CN(0, 1). Inputs are generated per batch from the
-amplitudes (u = rho @ basis), never stored.
+amplitudes (u = rho @ basis), never stored; the data store (`data.py`) holds the basis,
+the test amplitudes and each run's key.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ def waves_init_eigenvalues(state_size: int, alpha: Float[Array, ""] | float) -> 
     return -0.5 + 1j * jnp.pi * (1.3 + n) * alpha
 
 
-def cosine_basis(frequencies, length: int, step: float) -> Float[Array, "wave time"]:
-    """cos(s_k l Delta) for every wave k (rows) and sample l (eq. 16)."""
+def cosine_table(frequencies, length: int, step: float) -> np.ndarray:
+    """cos(s_k l Delta) for every wave k (rows) and sample l (eq. 16), float64."""
     t = np.arange(length) * step
-    return jnp.asarray(np.cos(np.outer(frequencies, t)), jnp.result_type(float))
+    return np.cos(np.outer(frequencies, t))
+
+
+def cosine_basis(frequencies, length: int, step: float) -> Float[Array, "wave time"]:
+    """`cosine_table` in the default float precision."""
+    return jnp.asarray(cosine_table(frequencies, length, step), jnp.result_type(float))
 
 
 def amplitude_grid_sample(key: PRNGKeyArray, batch: int, levels: int) -> Float[Array, "batch wave"]:

@@ -2,7 +2,8 @@
 
 Training goes through the shared engine (`ssmflow.train`): every seed of the shard in
 one compiled scan, B fresh tasks per step drawn from fold_in(data key, step), the optax
-groups of spec section 9. At every recording step (every `eval_every` steps, step 0 and
+groups of spec section 9. The data keys and the fixed eval set come from the
+experiment's data store (`data.py`, the data stage). At every recording step (every `eval_every` steps, step 0 and
 the last step) the engine stores the parameters and the minibatch loss; after training
 every snapshot is evaluated on the fixed eval set (loss (3), (22)-(24) against K-step
 GD), and the GD-SSM snapshots are gauge-fixed (25). The GD references come from
@@ -27,6 +28,7 @@ import xarray as xr
 from ssmflow import store, train
 from ssmflow.config import digest
 from ssmflow.studies.icl import CATEGORICAL, KIND_AXES, gd
+from ssmflow.studies.icl import data as icl_data
 from ssmflow.studies.icl import init as icl_init
 from ssmflow.studies.icl import theory as th
 from ssmflow.studies.icl.metrics import functional_metrics, gauge_alignment
@@ -128,14 +130,9 @@ def predict(model, tokens: jax.Array, scalar_out: bool) -> jax.Array:
 
 
 def run_keys(spec: dict, setup: Setup) -> tuple[jax.Array, jax.Array]:
-    """(data keys, init keys) of the shard's seeds, from each run's own coordinates."""
-    data, init = [], []
-    for seed in range(spec["common"]["seeds"]):
-        coords = {**setup.coords, "kind": setup.kind, "variant": spec["settings"]["variant"], "seed": seed}
-        k_init, k_data = jax.random.split(jax.random.wrap_key_data(train.run_key("icl", coords)))
-        data.append(jax.random.key_data(k_data))
-        init.append(jax.random.key_data(k_init))
-    return jnp.stack(data), jnp.stack(init)
+    """(data keys, init keys) of the shard's seeds, from each run's own coordinates (`data.run_keys`)."""
+    data, init = icl_data.run_keys(setup.kind, spec["settings"]["variant"], setup.coords, icl_data.seeds(spec))
+    return jnp.asarray(data), jnp.asarray(init)
 
 
 def param_records(model) -> dict[str, jax.Array]:
@@ -189,15 +186,23 @@ def evaluate_snapshots(setup: Setup, template, records: dict[str, np.ndarray], t
     return {k: np.asarray(v).reshape(n_run, n_rec) for k, v in res.items()}
 
 
-def train_shard(spec: dict) -> xr.Dataset:
-    """Train every seed of a shard and return its trajectory Dataset (spec sections 9, 10, 12)."""
+def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
+    """Train every seed of a shard and return its trajectory Dataset (spec sections 9, 10, 12).
+
+    `data` is the experiment's data store (`data.data_dataset`, opened lazily): the shard
+    reads its runs' data keys and its eval set from it. Without it, the shard's own part
+    is synthesized in memory (the same numbers).
+    """
     t0 = time.perf_counter()
     common = spec["common"]
     setup = shard_setup(spec)
     variant = spec["settings"]["variant"]
+    if data is None:
+        data = icl_data.data_dataset(spec)
     schedule = record_schedule(common["steps"], common["eval_every"])
     steps = np.tile(schedule, (common["seeds"], 1))
-    data_keys, init_keys = run_keys(spec, setup)
+    _, init_keys = run_keys(spec, setup)
+    data_keys = icl_data.data_keys(data, setup.coords, icl_data.seeds(spec))
     optimizer = make_optimizer(setup.model, common["optimizer"], common["steps"])
     batch = common["batch_size"]
 
@@ -218,8 +223,7 @@ def train_shard(spec: dict) -> xr.Dataset:
         optimizer_fn=lambda run: optimizer, chunk_steps=common["chunk_steps"], logger=log,
     )
     log.info("training done (%.0f steps/s); evaluating %d snapshots", res.steps_per_second, steps.size)
-    tasks = th.eval_set(common, d=setup.d, n_context=setup.n_context, variant=variant,
-                        sine_draw=setup.coords.get("sine_draw"))
+    tasks = icl_data.eval_tasks(data, setup.coords, variant)
     x, y = th.as_float64(tasks)
     template = setup.make(jax.random.key(0))
     if setup.kind == "sine":
