@@ -120,3 +120,17 @@ def test_data_needs_the_specs_precision(experiment):
     cfg, _, _ = experiment
     with jax.enable_x64(False), pytest.raises(ValueError, match="precision"):
         data.data_dataset(grid.experiment_spec(cfg, "dynamics", "E"))
+
+
+def test_the_rules_narrowed_spec_gives_the_same_store(experiment):
+    """The data rule passes only `STUDY.data_keys` of the experiment spec (its trigger):
+    the store made from it is the store made from the whole spec."""
+    from ssmflow.studies.dynamics import STUDY
+
+    cfg, _, stored = experiment
+    narrow = data.data_dataset(STUDY.data_keys(grid.experiment_spec(cfg, "dynamics", "E")))
+    xr.testing.assert_identical(narrow.drop_attrs(), stored.load().drop_attrs())
+    assert narrow.attrs["config_digest"] == stored.attrs["config_digest"]
+    bigger = cfgmod.validate({**cfg, "dynamics": {**cfg["dynamics"], "experiments": {"E": {
+        **cfg["dynamics"]["experiments"]["E"], "axes": {**cfg["dynamics"]["experiments"]["E"]["axes"], "kappa": [0.02, 0.05]}}}}})
+    assert STUDY.data_keys(grid.experiment_spec(bigger, "dynamics", "E")) == STUDY.data_keys(grid.experiment_spec(cfg, "dynamics", "E"))

@@ -123,3 +123,19 @@ def test_a_store_of_other_task_settings_is_refused(delay):
         data.check_matches(spec, ds)
     with pytest.raises(ValueError, match="precision"):  # conftest runs float64; the spec is float32
         data.data_dataset(spec)
+
+
+def test_the_rules_narrowed_spec_gives_the_same_store(delay, sdigits):
+    """The data rule passes only `STUDY.data_keys` of the experiment spec (its trigger)."""
+    from ssmflow.studies.s4d import STUDY
+
+    for (cfg, stored), exp in ((delay, "delay"), (sdigits, "sdigits")):
+        spec = grid.experiment_spec(cfg, "s4d", exp)
+        with jax.enable_x64(False):
+            narrow = data.data_dataset(STUDY.data_keys(spec))
+        xr.testing.assert_identical(narrow.drop_attrs(), stored.load().drop_attrs())
+        assert narrow.attrs["config_digest"] == stored.attrs["config_digest"]
+        other = copy.deepcopy(spec)
+        other["axes"]["N"] = [64]
+        other["common"]["seeds"] = 9
+        assert STUDY.data_keys(other) == STUDY.data_keys(spec)  # neither state size nor seeds touch the data

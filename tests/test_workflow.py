@@ -144,6 +144,29 @@ def test_editing_another_studys_core_module_reruns_nothing_here(tiny):
     assert scheduled_after_edit(tiny, "src/ssmflow/ssm/transfer.py") == {}  # dynamics never imports ssm/
 
 
+def test_raising_seeds_trains_only_the_new_seed(tmp_path):
+    """Issue 10: seeds 2 -> 3 trains seed 2 only (the shard's job reuses seeds 0-1 from
+    results/.runs) and the gathered store equals a from-scratch run's with 3 seeds."""
+    exp = {"F1": {"t_record": [0.01, 20.0], "axes": {"a": [0.5], "p0": [0.0001], "kappa": [0.02, 0.05]}}}
+    (tmp_path / "grown").mkdir()
+    (tmp_path / "scratch").mkdir()
+    grown = make_project(tmp_path / "grown", tiny_config(**exp))
+    smk(grown, "results/dynamics/F1/metrics.csv")
+    cfg = tiny_config(**exp)
+    cfg["dynamics"]["seeds"] = 3
+    (grown / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert scheduled(grown)["dynamics_train"] == 1
+    smk(grown, "results/dynamics/F1/metrics.csv")
+    log = next((grown / "results/logs/dynamics/F1").glob("train_*.log")).read_text()
+    assert "reusing seeds [0, 1]" in log and "training seeds [2]" in log, log[-2000:]
+    scratch = make_project(tmp_path / "scratch", cfg)
+    smk(scratch, "results/dynamics/F1/metrics.csv")
+    for name in ("trajectories.zarr", "theory.zarr", "metrics.zarr"):
+        a, b = (store.open_store(p / f"results/dynamics/F1/{name}").load() for p in (grown, scratch))
+        xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+        assert a.attrs["config_digest"] == b.attrs["config_digest"], name
+
+
 def test_report_holds_every_figure(tiny):
     smk(tiny, "--report", "results/report.html")
     html = (tiny / "results/report.html").read_text(errors="replace")

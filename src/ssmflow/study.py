@@ -12,8 +12,10 @@ The flow of one experiment, with the stage names that become rule names
     data ───┴─► train[shard] … ─► gather ─► trajectories ─► stages (theory, evaluate, ...) ─► figures
 
 - `checks` (optional): identities that gate training, `<checks module>.run_checks()`.
-- `data` (optional): the experiment's synthesized data, `<data module>.data_dataset(spec)`
-  with the experiment spec, written to `results/<study>/<exp>/data.zarr`; training reads it.
+- `data` (optional): the experiment's synthesized data, `<data module>.data_dataset(spec)`,
+  written to `results/<study>/<exp>/data.zarr`; training reads it. `spec` is the experiment
+  spec narrowed by `data_keys` (a light function, `select_spec`) to what the data depends
+  on, so that the data job reruns (and retrains its experiment) only when its data changes.
 - `train`: one job per shard, `<train module>.train_shard(spec[, data])`.
 - `gather`: the spine's `store.gather`, with the study's layout (`whole_dims`, `pad_dims`).
 - `stages`: experiment-level stages after gather (`Stage`), each reading stores of its
@@ -106,6 +108,7 @@ class Study:
     check_config: Callable[[dict], list[str]] = field(default=lambda section: [])
     checks: str | None = "checks"
     data: str | None = None
+    data_keys: Callable[[dict], dict] | None = None  # experiment spec -> the part its data depends on
     train: str = "job"
     figures_module: str = "figures"
     caption: str | None = None  # report caption path relative to workflow/report/ (default <study>_figure.rst)
@@ -227,6 +230,18 @@ class FigureInputs(Mapping[str, Path]):
         import pandas as pd
 
         return pd.read_csv(self.path(f"{product}_csv", experiment))
+
+
+def select_spec(spec: dict, *, axes=(), settings=(), common=()) -> dict:
+    """`spec` (an experiment or shard spec) with only the named axes, settings and common
+    keys (those present), keeping its shape: what a data stage reads, as its rule's params."""
+    return {
+        "study": spec["study"],
+        "experiment": spec["experiment"],
+        "axes": {k: spec["axes"][k] for k in axes if k in spec["axes"]},
+        "settings": {k: spec["settings"][k] for k in settings if k in spec["settings"]},
+        "common": {k: spec["common"][k] for k in common if k in spec["common"]},
+    }
 
 
 def experiment_inputs(study: str, experiment: str, products: tuple[str, ...]) -> dict[str, str]:

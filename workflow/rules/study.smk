@@ -39,7 +39,7 @@ for _decl in STUDIES.values():
             output:
                 directory(f"results/{_s}/{{exp}}/data.zarr"),
             params:
-                spec=experiment_spec(_s),
+                spec=data_spec(_s),
             log:
                 f"results/logs/{_s}/{{exp}}/data.log",
             threads: 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ssmflow.study import Stage, Study, experiment_inputs
+from ssmflow.study import Stage, Study, experiment_inputs, select_spec
 
 #: axes that change shapes or code paths: one job (shard) per combination
 SHARD_AXES = ("N", "param", "depth", "conv")
@@ -65,6 +65,11 @@ def figures(section: dict) -> dict[str, dict[str, str]]:
     }
 
 
+def data_keys(spec: dict) -> dict:
+    """What an experiment's data store depends on: the rows (rho, conv, seeds) and the generator."""
+    return select_spec(spec, axes=("rho", "conv"), common=("precision", "seeds", "data", "teacher"))
+
+
 STUDY = Study(
     name="dynamics",
     package=__name__,
@@ -80,5 +85,6 @@ STUDY = Study(
     ),
     figures=figures,
     check_config=check_config,
-    data="data",  # the teacher sequences of every (rho, conv, seed), results/dynamics/<exp>/data.zarr
+    data="data",
+    data_keys=data_keys,  # the teacher sequences of every (rho, conv, seed), results/dynamics/<exp>/data.zarr
 )

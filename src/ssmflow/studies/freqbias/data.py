@@ -37,8 +37,10 @@ OPTIONAL_WHOLE = ("test_image", "train_image", "noise")
 
 
 def seeds(spec: dict) -> list[int]:
-    """The seeds of a spec's runs."""
-    return list(range(spec["common"]["seeds"]))
+    """The seeds of a spec's runs (`grid.seed_values`: a subset when the others are reused)."""
+    from ssmflow import grid
+
+    return grid.seed_values(spec)
 
 
 def run_key(spec: dict, stream: str, seed: int, alpha, beta, filt: str | None = None) -> jax.Array:
@@ -108,7 +110,7 @@ def waves_data(spec: dict) -> xr.Dataset:
             "wave": np.arange(waves.N_WAVES), "wave_freq": ("wave", np.asarray(freqs)), "time": np.arange(length),
             "t": ("time", np.arange(length) * step), "level": np.arange(levels), "test": np.arange(s["n_test"]),
             "filter": np.array(grid["filter"], dtype=object), "alpha": np.asarray(grid["alpha"]), "beta": np.asarray(grid["beta"]),
-            "seed": np.arange(len(seeds(spec))), "key_word": np.arange(keys.shape[-1]),
+            "seed": np.asarray(seeds(spec)), "key_word": np.arange(keys.shape[-1]),
         },
     )
     ds.attrs.update(store.provenance(digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"]))
@@ -173,7 +175,7 @@ def denoise_data(spec: dict) -> xr.Dataset:
             "row": np.arange(s["rows"]), "col": np.arange(s["cols"]), "noise": np.array(geometry.NOISES, dtype=object),
             "alpha": np.array(presets, dtype=object),
             "alpha_value": ("alpha", np.asarray([geometry.alpha_value(a, s["cols"]) for a in presets])),
-            "beta": np.asarray(betas), "seed": np.arange(len(seeds(spec))), "key_word": np.arange(keys.shape[-1]),
+            "beta": np.asarray(betas), "seed": np.asarray(seeds(spec)), "key_word": np.arange(keys.shape[-1]),
         },
     )
     ds.attrs.update(store.provenance(digest(spec), common["precision"], study=spec["study"], experiment=spec["experiment"]))

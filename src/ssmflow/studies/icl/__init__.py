@@ -13,21 +13,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from ssmflow.study import Stage, Study, experiment_inputs
 
 SCHEMA = Path(__file__).with_name("schema.yaml")
 
 
-def _kind_axes() -> dict[str, tuple[str, ...]]:
-    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
-    return {kind: tuple(defs[kind]["properties"]["axes"]["required"]) for kind in defs["experiment"]["properties"]["kind"]["enum"]}
-
-
-#: the axes each experiment kind takes (all of them, no more), in store order: read from the
-#: schema (`$defs.<kind>.properties.axes.required`), the one place they are listed
-KIND_AXES = _kind_axes()
+#: the axes each experiment kind takes, in store order (run dims of the trajectories). The
+#: schema (`$defs.<kind>.properties.axes`) states which axes each kind allows and requires;
+#: tests/test_schema.py checks that the two agree. This order is code (it shapes the stores),
+#: so it lives in Python, where the rules' code inputs see it.
+KIND_AXES = {
+    "gdssm": ("d", "n_context", "blocks"),
+    "baselines": ("model", "d", "n_context"),
+    "sine": ("embed", "sine_draw", "n_context"),
+}
 #: axes that change shapes or code paths: one job (shard) per combination; seeds are vmapped
 SHARD_AXES = ("model", "embed", "sine_draw", "d", "n_context", "blocks")
 #: canonical run dims of the stores; seed is added by the job

@@ -41,8 +41,10 @@ OPTIONAL_WHOLE = ("x_dim", "y_dim")
 
 
 def seeds(spec: dict) -> list[int]:
-    """The seeds of a spec's runs."""
-    return list(range(spec["common"]["seeds"]))
+    """The seeds of a spec's runs (`grid.seed_values`: a subset when the others are reused)."""
+    from ssmflow import grid
+
+    return grid.seed_values(spec)
 
 
 def task_dims(kind: str) -> tuple[str, ...]:
@@ -158,7 +160,7 @@ def data_dataset(spec: dict) -> xr.Dataset:
     key_dims, keys, key_coords = _key_array(spec)
     variables["data_key"] = (key_dims, keys)
     coords.update(key_coords)
-    coords.update(seed=np.arange(len(seeds(spec))), key_word=np.arange(keys.shape[-1]))
+    coords.update(seed=np.asarray(seeds(spec)), key_word=np.arange(keys.shape[-1]))
     ds = xr.Dataset(variables, coords=coords)
     describe = {
         "x_context": "eval-set context inputs x_1..x_N (NaN beyond n_context / d)",

@@ -200,7 +200,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     if data is None:
         data = icl_data.data_dataset(spec)
     schedule = record_schedule(common["steps"], common["eval_every"])
-    steps = np.tile(schedule, (common["seeds"], 1))
+    steps = np.tile(schedule, (len(icl_data.seeds(spec)), 1))
     _, init_keys = run_keys(spec, setup)
     data_keys = icl_data.data_keys(data, setup.coords, icl_data.seeds(spec))
     optimizer = make_optimizer(setup.model, common["optimizer"], common["steps"])
@@ -280,7 +280,7 @@ def to_dataset(spec, setup: Setup, schedule, metrics, refs, res, ref) -> xr.Data
         for name, (dims, v) in snapshot_dataset(setup, res.records, ref, common).items():
             data[name] = (run_dims + dims, v.reshape(lead + v.shape))
     coords = {a: np.array([setup.coords[a]], dtype=object if a in CATEGORICAL else None) for a in run_dims}
-    coords.update(seed=np.arange(common["seeds"]), step=schedule)
+    coords.update(seed=np.asarray(icl_data.seeds(spec)), step=schedule)
     if setup.kind == "gdssm":
         coords.update(sublayer=np.arange(2 * setup.blocks - 1), row=np.arange(setup.d), col=np.arange(setup.d),
                       wa=np.arange(3), wb=np.arange(3), tok=np.arange(3))

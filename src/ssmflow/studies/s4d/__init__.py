@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ssmflow.study import Stage, Study, StudyStore, experiment_inputs
+from ssmflow.study import Stage, Study, StudyStore, experiment_inputs, select_spec
 
 #: axes that change shapes or code paths: one job (shard) per combination
 SHARD_AXES = ("N", "disc")
@@ -66,6 +66,13 @@ def figures(section: dict) -> dict[str, dict[str, str]]:
     return out
 
 
+def data_keys(spec: dict) -> dict:
+    """What an experiment's data store depends on: the task's settings and the precision."""
+    task = spec["settings"]["task"]
+    settings = ("task", "image_size") if task == "sdigits" else ("task", "length", "lag", "n_eval")
+    return select_spec(spec, settings=settings, common=("precision",))
+
+
 STUDY = Study(
     name="s4d",
     package=__name__,
@@ -81,5 +88,6 @@ STUDY = Study(
                              whole_dims=("N", "measure", "dt", "c", "kind", "k", "t")),),
     figures=figures,
     check_config=check_config,
-    data="data",  # the task data and splits, results/s4d/<exp>/data.zarr
+    data="data",
+    data_keys=data_keys,  # the task data and splits, results/s4d/<exp>/data.zarr
 )

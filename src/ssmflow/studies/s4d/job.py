@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ssmflow import store, train
+from ssmflow import grid, store, train
 from ssmflow.config import digest
 from ssmflow.ssm.layers import S4DModel
 from ssmflow.ssm.optim import s4d_optimizer
@@ -131,7 +131,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     s4d_data.check_matches(spec, data)
     data_digest = str(data.attrs.get("config_digest", ""))
     data = s4d_data.task_data(data)
-    inits, seeds = list(spec["axes"]["init"]), list(range(common["seeds"]))
+    inits, seeds = list(spec["axes"]["init"]), grid.seed_values(spec)
     rows = list(itertools.product(inits, seeds))
     models, stream_keys = [], []
     for init, seed in rows:
