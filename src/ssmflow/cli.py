@@ -2,6 +2,7 @@
 
     ssmflow shards   [--config C] [--study S]          list the shards a config expands to
     ssmflow spec     --study S --experiment E --shard X print one shard's job spec (JSON)
+                     [--data]                           ... or the experiment's data-stage spec
     ssmflow checks   --study S --out JSON               identity checks that gate training
     ssmflow data     --spec JSON --out STORE            synthesize one experiment's data store
     ssmflow train    --spec JSON [--data STORE] --out STORE   train one shard, write its store atomically
@@ -72,6 +73,15 @@ def find_shard(cfg: dict, study: str, experiment: str, shard: str) -> grid.Shard
 
 def cmd_spec(a) -> int:
     cfg = cfgmod.load(a.config)
+    if a.data:  # the data stage's spec, as its rule passes it
+        decl = study_contract.get(a.study)
+        if a.experiment not in cfg[a.study]["experiments"]:
+            raise SystemExit(f"experiment {a.experiment!r} is not in config; allowed: {sorted(cfg[a.study]['experiments'])}")
+        spec = grid.experiment_spec(cfg, a.study, a.experiment)
+        print(json.dumps(decl.data_keys(spec) if decl.data_keys else spec, sort_keys=True))
+        return 0
+    if not a.shard:
+        raise SystemExit("pass --shard (a training job's spec) or --data (the experiment's data stage)")
     print(json.dumps(find_shard(cfg, a.study, a.experiment, a.shard).spec, sort_keys=True))
     return 0
 
@@ -100,9 +110,9 @@ def cmd_train(a) -> int:
     decl = study_contract.get(spec["study"])
     _setup(spec["common"]["precision"], a.cache)
     job = decl.module(decl.train)
-    if decl.data and not a.data:
-        raise SystemExit(f"study {decl.name!r} trains from its data store: pass --data results/{decl.name}/{spec['experiment']}/data.zarr")
-    args = (store.open_store(a.data),) if decl.data else ()
+    # the workflow passes the experiment's data store; by hand, without --data, the job
+    # synthesizes the same data in memory (the study's data module)
+    args = (store.open_store(a.data),) if a.data else ()
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
     code = tuple(decl.module_name(p) for p in (decl.train, decl.data) if p)
@@ -236,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="config/config.yaml")
     s.add_argument("--study", required=True)
     s.add_argument("--experiment", required=True)
-    s.add_argument("--shard", required=True)
+    s.add_argument("--shard", help="the training shard whose spec to print")
+    s.add_argument("--data", action="store_true", help="print the experiment's data-stage spec instead")
     s.set_defaults(fn=cmd_spec)
 
     s = sub.add_parser("data", help="synthesize one experiment's data store")

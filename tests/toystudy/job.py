@@ -14,8 +14,13 @@ from ssmflow import grid, store, train
 from ssmflow.config import digest
 
 
-def train_shard(spec: dict, data: xr.Dataset) -> xr.Dataset:
+def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
+    """Every lr x seed of the shard, from the experiment's data store (None: synthesized here)."""
     t0 = time.perf_counter()
+    if data is None:
+        from toystudy.data import data_dataset
+
+        data = data_dataset(spec)
     common = spec["common"]
     dim = spec["axes"]["dim"][0]
     lrs, seeds = spec["axes"]["lr"], grid.seed_values(spec)
