@@ -81,6 +81,21 @@ def chunk_encoding(ds: xr.Dataset, whole: Sequence[str]) -> dict[str, dict]:
     return enc
 
 
+def fitting_whole_dims(ds: xr.Dataset, base: Sequence[str], optional: Sequence[str] = ()) -> list[str]:
+    """The dims of `base` in `ds`, plus those of `optional` (in order) that keep every chunk
+    under MAX_CHUNK_BYTES (`chunk_encoding`): a store's chunk layout that adapts to its size."""
+    whole = [d for d in base if d in ds.dims]
+    for extra in optional:
+        if extra not in ds.dims:
+            continue
+        try:
+            chunk_encoding(ds, whole + [extra])
+        except ValueError:
+            continue
+        whole.append(extra)
+    return whole
+
+
 def _clean_stale(path: Path) -> None:
     for stale in path.parent.glob(path.name + TMP_MARK + "*"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -56,18 +56,9 @@ def waves_filters(spec: dict) -> list[str]:
     return list(spec["axes"].get("filter", ["paper"]))
 
 
-def whole_dims(ds: xr.Dataset, base=WHOLE_DIMS, optional=OPTIONAL_WHOLE) -> list[str]:
-    """`base` plus those of `optional` that keep every chunk under store.MAX_CHUNK_BYTES."""
-    whole = [d for d in base if d in ds.dims]
-    for extra in optional:
-        if extra not in ds.dims:
-            continue
-        try:
-            store.chunk_encoding(ds, whole + [extra])
-        except ValueError:
-            continue
-        whole.append(extra)
-    return whole
+def whole_dims(ds: xr.Dataset) -> list[str]:
+    """The store's chunk layout: WHOLE_DIMS, plus those of OPTIONAL_WHOLE that fit the chunk cap."""
+    return store.fitting_whole_dims(ds, WHOLE_DIMS, OPTIONAL_WHOLE)
 
 
 def _keys(spec: dict, grid: dict[str, list], filt_dim: bool) -> np.ndarray:

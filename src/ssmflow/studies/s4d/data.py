@@ -125,11 +125,7 @@ def whole_dims(ds: xr.Dataset) -> list[str]:
     """WHOLE_DIMS, without `sample` where one chunk of all samples would pass the store's cap."""
     from ssmflow import store
 
-    try:
-        store.chunk_encoding(ds, WHOLE_DIMS)
-        return list(WHOLE_DIMS)
-    except ValueError:
-        return [d for d in WHOLE_DIMS if d != "sample"]
+    return store.fitting_whole_dims(ds, [d for d in WHOLE_DIMS if d != "sample"], ["sample"])
 
 
 def task_data(ds: xr.Dataset) -> tk.TaskData:
