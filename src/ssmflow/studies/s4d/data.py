@@ -125,7 +125,8 @@ def whole_dims(ds: xr.Dataset) -> list[str]:
     """WHOLE_DIMS, without `sample` where one chunk of all samples would pass the store's cap."""
     from ssmflow import store
 
-    return store.fitting_whole_dims(ds, [d for d in WHOLE_DIMS if d != "sample"], ["sample"])
+    whole = store.fitting_whole_dims(ds, [d for d in WHOLE_DIMS if d != "sample"], ["sample"])
+    return [d for d in WHOLE_DIMS if d in whole]
 
 
 def task_data(ds: xr.Dataset) -> tk.TaskData:
