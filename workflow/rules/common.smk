@@ -167,8 +167,8 @@ def train_mem_mb(study):
 # SLURM time limit of a training job in minutes, per attempt (a retry gets twice as long
 # and resumes from the job's checkpoint, so a time-out loses at most one checkpoint
 # interval). A documented constant: a shard's cost is not known before it is planned.
-# Every dynamics shard of config/paper.yaml trains in under 5 min on one CPU core; raise
-# it for a study's training with the profile's set-resources (e.g. runtime 240).
+# Raise it for one study's training with the profile's set-resources
+# (`<study>_train: {runtime: 240}`).
 TRAIN_RUNTIME_MIN = 60
 
 
