@@ -151,7 +151,8 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
         parts = [p.reindex({dim: np.arange(size)}) if dim in p.dims else p for p in parts]
     shard_digests = [str(p.attrs.get("config_digest", "")) for p in parts]
     combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", data_vars="all", coords="different", join="outer", compat="no_conflicts")
-    for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps"):
+    # per-job facts (time, throughput, which seeds the job reused: ssmflow.reuse) stay in the shards
+    for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps", "reused_seeds", "reused_seeds_batching"):
         combined.attrs.pop(key, None)
     combined.attrs.update(
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
