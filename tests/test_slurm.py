@@ -76,9 +76,10 @@ def run_smk(proj: Path, *args: str, timeout: float = 600, env: dict | None = Non
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
 
-def submitted(out: str) -> dict[str, str]:
-    """SLURM job id -> its SLURM log path, from Snakemake's output."""
-    return {m.group(1): m.group(2) for m in SUBMITTED.finditer(out)}
+def submitted(out: str, rule: str | None = None) -> dict[str, str]:
+    """SLURM job id -> its SLURM log path, from Snakemake's output (only `rule`'s jobs if given)."""
+    jobs = {m.group(1): m.group(2) for m in SUBMITTED.finditer(out)}
+    return {j: log for j, log in jobs.items() if rule is None or f"/rule_{rule}/" in log}
 
 
 def canonical_csv(path: Path) -> pd.DataFrame:
@@ -152,8 +153,9 @@ def test_a_failing_job_makes_snakemake_exit_nonzero(cluster, tmp_path):
     (proj / "results/not_a_directory").write_text("a file where a directory is expected\n")
     res = run_smk(proj, *SLURM)
     assert res.returncode != 0, res.stdout[-4000:]
-    jobs = submitted(res.stdout)
+    jobs = submitted(res.stdout, "dynamics_train")
     assert len(jobs) == 2, jobs  # the training job and the profile's one retry, both on SLURM
+    assert len(submitted(res.stdout, "dynamics_data")) == 1  # its data job ran (on SLURM too) and succeeded
     assert re.search(r"Error in rule dynamics_train", res.stdout), res.stdout[-4000:]
     assert not shard_stores(proj) and not (proj / "results/dynamics/F1/trajectories.zarr").exists()
     log = (proj / "results/logs/dynamics/F1/train_N=1_param=untied_depth=1_conv=circular.log").read_text()
@@ -185,7 +187,7 @@ def test_an_interrupted_run_resumes_from_the_checkpoint(cluster, tmp_path):
     proc.send_signal(signal.SIGINT)  # like Ctrl-C: Snakemake scancels its SLURM jobs
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, out[-3000:]
-    (first_id,) = submitted(out)
+    (first_id,) = submitted(out, "dynamics_train")
     assert not shard.exists() and ckpt.exists()
     for _ in range(120):  # the cancelled job leaves the queue
         if "RUNNING" not in subprocess.run(["squeue", "-h", "-j", first_id, "-o", "%T"], capture_output=True, text=True).stdout:
@@ -194,7 +196,8 @@ def test_an_interrupted_run_resumes_from_the_checkpoint(cluster, tmp_path):
 
     res = run_smk(proj, *SLURM, target)
     assert res.returncode == 0, res.stdout[-4000:]
-    (second_id,) = submitted(res.stdout)
+    (second_id,) = submitted(res.stdout, "dynamics_train")
+    assert not submitted(res.stdout, "dynamics_data")  # the data store was complete: not redone
     text = log.read_text()
     m = re.search(r"resumed at step (\d+)/(\d+)", text)
     assert m and int(m.group(1)) >= 2000, text[-3000:]
