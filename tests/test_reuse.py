@@ -66,6 +66,8 @@ def test_another_setting_reuses_nothing(tmp_path):
     spec["common"]["steps"] = 60
     run(spec, tmp_path, calls)
     assert calls == [None, None, None]
+    kept = list((tmp_path / "toy/fit/dim=3").iterdir())
+    assert len(kept) == 1  # one archive per shard: the current setting's
 
 
 def test_an_edited_training_module_reuses_nothing(tmp_path, monkeypatch):

@@ -119,8 +119,13 @@ def train_reusing(spec: dict, train: Callable[[dict], xr.Dataset], code_modules:
 
 
 def keep(spec: dict, out: str | os.PathLike, code_modules: tuple[str, ...], root: Path = ARCHIVE) -> Path:
-    """After a job wrote its shard store `out`: make it the archive of its base."""
+    """After a job wrote its shard store `out`: make it the archive of its base, and drop the
+    shard's archives of other bases (a changed setting or code), so the archive holds one
+    store per shard, hard links to its current store while that exists."""
     path = archive_path(spec, base_digest(spec, code_modules), root)
     path.parent.mkdir(parents=True, exist_ok=True)
     link_tree(Path(out), path)
+    for other in path.parent.iterdir():
+        if other != path:
+            shutil.rmtree(other, ignore_errors=True)
     return path
