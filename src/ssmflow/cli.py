@@ -115,7 +115,7 @@ def cmd_train(a) -> int:
     args = (store.open_store(a.data),) if a.data else ()
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
-    code = tuple(decl.module_name(p) for p in (decl.train, decl.data) if p)
+    code = tuple(decl.module_name(p) for p in decl.training_parts)
     with contextlib.ExitStack() as stack:
         if ckpt:
             from ssmflow.train import checkpointing

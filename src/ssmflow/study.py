@@ -111,7 +111,6 @@ class Study:
     data_keys: Callable[[dict], dict] | None = None  # experiment spec -> the part its data depends on
     train: str = "job"
     figures_module: str = "figures"
-    caption: str | None = None  # report caption path relative to workflow/report/ (default <study>_figure.rst)
 
     def module(self, part: str):
         """Import `<package>.<part>` (a stage's module)."""
@@ -138,9 +137,10 @@ class Study:
         return tuple(s.config_key for s in self.study_stores)
 
     @property
-    def products(self) -> tuple[str, ...]:
-        """Every experiment-level product a stage may read."""
-        return ("data", "trajectories", *(s.writes for s in self.stages))
+    def training_parts(self) -> tuple[str, ...]:
+        """The modules a training job's runs depend on: the train module and the data module
+        (its input). The train rule's code inputs and the run archive's digest both use this."""
+        return tuple(p for p in (self.train, self.data) if p)
 
 
 _REGISTRY: dict[str, Study] | None = None

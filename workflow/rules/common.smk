@@ -81,8 +81,7 @@ def train_inputs(study):
 
 def train_code(study):
     """The code a training job runs: the training module and, for the data it reads, the data module."""
-    decl = STUDIES[study]
-    return code(study, decl.train, *([decl.data] if decl.data else []))
+    return code(study, *STUDIES[study].training_parts)
 
 
 def train_args(study):
