@@ -6,6 +6,7 @@ import copy
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -15,6 +16,22 @@ import yaml
 jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every Snakemake project a test makes compiles into one JAX persistent cache, absolute and
+# shared by the whole session (the xdist workers included: the controller sets it before
+# they start), so the many small pipelines of the suite compile each program once, not
+# once per project copy. A config naming another cache (a test of the cache itself) keeps it.
+DEFAULT_CACHE = "results/.jax_cache"
+CACHE_ENV = "SSMFLOW_TEST_JAX_CACHE"
+
+
+def pytest_configure(config):
+    if CACHE_ENV not in os.environ:
+        os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
+
+
+def session_cache() -> str:
+    return os.environ.get(CACHE_ENV) or os.environ.setdefault(CACHE_ENV, tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-"))
 
 
 @pytest.fixture
@@ -52,6 +69,8 @@ def make_project(tmp: Path, config: dict) -> Path:
     shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp / "config").mkdir(exist_ok=True)
     shutil.copy(ROOT / "config" / "README.md", tmp / "config" / "README.md")
+    if config.get("compile_cache") == DEFAULT_CACHE:
+        config = {**config, "compile_cache": session_cache()}
     with open(tmp / "config" / "config.yaml", "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return tmp
