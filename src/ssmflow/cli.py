@@ -25,8 +25,10 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
+import ssmflow
 from ssmflow import config as cfgmod
 from ssmflow import grid
 from ssmflow import study as study_contract
@@ -112,7 +114,9 @@ def cmd_train(a) -> int:
     job = decl.module(decl.train)
     # the workflow passes the experiment's data store; by hand, without --data, the job
     # synthesizes the same data in memory (the study's data module)
+    t_imported = time.perf_counter()
     args = (store.open_store(a.data),) if a.data else ()
+    t_data = time.perf_counter()
     log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
     code = tuple(decl.module_name(p) for p in decl.training_parts)
@@ -127,6 +131,7 @@ def cmd_train(a) -> int:
             from ssmflow import reuse
 
             ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
+    t_trained = time.perf_counter()
     store.write_atomic(ds, a.out, whole=decl.whole_dims)
     if a.reuse != "none":
         reuse.keep(spec, a.out, code, root=Path(a.reuse))
@@ -135,7 +140,32 @@ def cmd_train(a) -> int:
 
         clear_checkpoints(ckpt)  # the store is complete: the checkpoint has done its job
     log.info("wrote %s (%.0f steps/s, %.1f s)", a.out, ds.attrs["steps_per_second"], ds.attrs["wall_seconds"])
+    log.info("%s", job_profile(ssmflow.IMPORTED_AT, t_imported, t_data, t_trained, time.perf_counter()))
     return 0
+
+
+def job_profile(start: float, imported: float, data: float, trained: float, end: float) -> str:
+    """One line: where a training job's wall time went (seconds since ssmflow was imported).
+
+    import = interpreter modules, JAX and the study's code; data = opening the data store;
+    first_chunk = the engine's first chunk per call (compilation or cache load, plus one
+    chunk of steps); train = the engine's other chunks; other = model setup, data
+    conversion and evaluation; write = the atomic store write and the run archive.
+    `bench/job_profile.py` sums these lines over a run's training logs.
+    """
+    from ssmflow.train import ENGINE_SECONDS
+
+    first, chunks = ENGINE_SECONDS["first_chunk"], ENGINE_SECONDS["chunks"]
+    parts = {
+        "total": end - start,
+        "import": imported - start,
+        "data": data - imported,
+        "first_chunk": first,
+        "train": chunks,
+        "other": trained - data - first - chunks,
+        "write": end - trained,
+    }
+    return "job profile (s): " + " ".join(f"{k}={v:.2f}" for k, v in parts.items()) + f" n_chunks={ENGINE_SECONDS['n_chunks']}"
 
 
 def cmd_gather(a) -> int:

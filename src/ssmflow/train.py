@@ -57,6 +57,11 @@ log = logging.getLogger("ssmflow.train")
 
 NO_STEP = -1  # marks "never happened" in diverged_at / event steps
 
+# Seconds this process has spent in the engine's compiled loop: each call's first chunk
+# (compilation or a persistent-cache load, plus one chunk of steps) and its other chunks
+# (steady training), summed over calls. `ssmflow train` prints them in its job profile.
+ENGINE_SECONDS = {"first_chunk": 0.0, "chunks": 0.0, "n_chunks": 0}
+
 
 def enable_compilation_cache(path: str | os.PathLike | None) -> None:
     """Turn on JAX's persistent compilation cache under `path` (no-op for None).
@@ -499,6 +504,10 @@ def train_ensemble(
             dt = time.perf_counter() - t0
             if chunks_run > 0:  # the first chunk of a process includes compilation
                 compute_s += dt
+                ENGINE_SECONDS["chunks"] += dt
+                ENGINE_SECONDS["n_chunks"] += 1
+            else:
+                ENGINE_SECONDS["first_chunk"] += dt
             chunks_run += 1
             done += chunk_steps
             now = time.perf_counter()
