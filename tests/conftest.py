@@ -25,13 +25,15 @@ DEFAULT_CACHE = "results/.jax_cache"
 CACHE_ENV = "SSMFLOW_TEST_JAX_CACHE"
 
 
-def pytest_configure(config):
-    if CACHE_ENV not in os.environ:
-        os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
-
-
 def session_cache() -> str:
-    return os.environ.get(CACHE_ENV) or os.environ.setdefault(CACHE_ENV, tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-"))
+    """The session's compile cache directory (made on first use, then read from the env)."""
+    if not os.environ.get(CACHE_ENV):
+        os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
+    return os.environ[CACHE_ENV]
+
+
+def pytest_configure(config):
+    session_cache()
 
 
 @pytest.fixture
