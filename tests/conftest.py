@@ -18,9 +18,9 @@ jax.config.update("jax_enable_x64", True)
 ROOT = Path(__file__).resolve().parents[1]
 
 # Every Snakemake project a test makes compiles into one JAX persistent cache, absolute and
-# shared by the whole session (the xdist workers included: the controller sets it before
-# they start), so the many small pipelines of the suite compile each program once, not
-# once per project copy. A config naming another cache (a test of the cache itself) keeps it.
+# shared by the whole session, so the many small pipelines of the suite compile each
+# program once, not once per project copy. A config naming another cache (a test of the
+# cache itself) keeps it.
 DEFAULT_CACHE = "results/.jax_cache"
 CACHE_ENV = "SSMFLOW_TEST_JAX_CACHE"
 
@@ -30,10 +30,6 @@ def session_cache() -> str:
     if not os.environ.get(CACHE_ENV):
         os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
     return os.environ[CACHE_ENV]
-
-
-def pytest_configure(config):
-    session_cache()
 
 
 @pytest.fixture

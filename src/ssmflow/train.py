@@ -494,7 +494,7 @@ def train_ensemble(
         save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=done, n_total=n_total)
         logger.info("checkpoint at step %d/%d (%s, %.2f s): %s", min(done, n_total), n_total, reason, time.perf_counter() - t, checkpoint)
 
-    t_start, t_log, compute_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0
+    t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
     with _sigterm_flag(checkpoint is not None) as terminated:
         while done < n_total:
@@ -504,10 +504,8 @@ def train_ensemble(
             dt = time.perf_counter() - t0
             if chunks_run > 0:  # the first chunk of a process includes compilation
                 compute_s += dt
-                ENGINE_SECONDS["chunks"] += dt
-                ENGINE_SECONDS["n_chunks"] += 1
             else:
-                ENGINE_SECONDS["first_chunk"] += dt
+                first_s = dt
             chunks_run += 1
             done += chunk_steps
             now = time.perf_counter()
@@ -530,7 +528,11 @@ def train_ensemble(
     if checkpoint is not None and chunks_run > 0 and time.perf_counter() - t_start >= every_s:
         save("finished")  # a job killed before its results are stored need not train again
     logger.info("ran %d chunks of %d steps in this process (resumed at step %d)", chunks_run, chunk_steps, resumed_at)
-    timed_steps = max(chunks_run - 1, 0) * chunk_steps
+    steady_chunks = max(chunks_run - 1, 0)
+    ENGINE_SECONDS["first_chunk"] += first_s
+    ENGINE_SECONDS["chunks"] += compute_s
+    ENGINE_SECONDS["n_chunks"] += steady_chunks
+    timed_steps = steady_chunks * chunk_steps
     sps = timed_steps / compute_s if compute_s > 0 else float("nan")
 
     records = {}
