@@ -18,7 +18,6 @@ include: "workflow/rules/study.smk"
 wildcard_constraints:
     exp=r"[A-Za-z][A-Za-z0-9]*",
     shard=r"[A-Za-z0-9=_.\-]+",
-    fig=r"[A-Za-z0-9_]+",
 
 
 # Everything the enabled studies produce: stores, metrics and figures.

@@ -102,15 +102,46 @@ def assert_config_error(cfg: dict, fragments) -> None:
         assert fragment in str(err.value), (fragment, str(err.value))
 
 
-def assert_snakemake_refuses(tmp: Path, cfg: dict, fragments) -> None:
-    """Real Snakemake on a project with `cfg` exits non-zero, names every fragment, runs nothing."""
+# Config refusals through real Snakemake, every case of the suite in one Snakemake process
+# (tests/snakemake_batch.py): test modules register their cases at import, the first test
+# that asks for the results runs them all.
+REFUSALS: dict[str, tuple[dict, list[str]]] = {}
+
+
+def register_refusals(study: str, cases, make_config, bad) -> list[str]:
+    """Register each of `cases` (keys of `bad`: case -> (mutate, fragments)) as a refusal
+    case: the config `make_config()` mutated by `bad[case][0]`. Returns the case ids."""
+    ids = []
+    for case in cases:
+        cfg = make_config()
+        bad[case][0](cfg)
+        ids.append(f"{study}: {case}")
+        REFUSALS[ids[-1]] = (cfg, bad[case][1])
+    return ids
+
+
+@pytest.fixture(scope="session")
+def snakemake_refusals(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Every registered case run by real Snakemake, all in one process: id -> (project, result)."""
+    import json
     import subprocess
 
-    proj = make_project(tmp, cfg)
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=proj, capture_output=True, text=True, env=venv_env())
-    assert res.returncode != 0
-    for fragment in fragments:
-        assert fragment in res.stderr + res.stdout, (fragment, res.stderr[-2000:])
+    projects = {case: make_project(tmp_path_factory.mktemp("refuse"), cfg) for case, (cfg, _) in REFUSALS.items()}
+    out = tmp_path_factory.mktemp("refusals") / "results.json"
+    cmd = [sys.executable, str(ROOT / "tests" / "snakemake_batch.py"), str(out), *map(str, projects.values())]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=venv_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    results = json.loads(out.read_text())
+    return {case: (proj, results[str(proj.resolve())]) for case, proj in projects.items()}
+
+
+def assert_snakemake_refused(refusals: dict, case: str) -> None:
+    """Real Snakemake stopped on the case's config with a message holding every fragment
+    (key, value, allowed), and ran nothing."""
+    proj, result = refusals[case]
+    assert result["refused"], f"Snakemake accepted the config of {case!r}"
+    for fragment in REFUSALS[case][1]:
+        assert fragment in result["message"], (fragment, result["message"][-2000:])
     assert not (proj / "results").exists()  # nothing ran
 
 

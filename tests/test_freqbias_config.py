@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from conftest import ROOT, assert_config_error, assert_snakemake_refuses, tiny_config
+from conftest import ROOT, assert_config_error, assert_snakemake_refused, register_refusals, tiny_config
 
 from ssmflow import config as cfgmod
 from ssmflow import grid
@@ -75,9 +75,11 @@ def test_bad_freqbias_config_message(case):
     assert_config_error(cfg, BAD[case][1])
 
 
+# the same refusals through real Snakemake: all cases of the suite in one Snakemake process
+SNAKEMAKE_CASES = register_refusals("freqbias", ["alpha <= 0", "frequency above Nyquist", "unknown image set", "band filter scale <= 0"], freqbias_config, BAD)
+
+
 @pytest.mark.workflow
-@pytest.mark.parametrize("case", ["alpha <= 0", "frequency above Nyquist", "unknown image set", "band filter scale <= 0"])
-def test_snakemake_stops_before_any_freqbias_job(case, tmp_path):
-    cfg = freqbias_config()
-    BAD[case][0](cfg)
-    assert_snakemake_refuses(tmp_path, cfg, BAD[case][1])
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
+def test_snakemake_stops_before_any_freqbias_job(case, snakemake_refusals):
+    assert_snakemake_refused(snakemake_refusals, case)

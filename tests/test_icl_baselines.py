@@ -10,7 +10,8 @@ import pytest
 from ssmflow.studies.icl import checks, gd
 from ssmflow.studies.icl.baselines import LSA
 from ssmflow.studies.icl.init import hippo_legs_normal_eigenvectors, init_gdssm, init_lti, init_nogate, init_sine
-from ssmflow.studies.icl.metrics import functional_metrics, gauge_alignment, gauge_fix
+from ssmflow.studies.icl.gauge import gauge_fix
+from ssmflow.studies.icl.metrics import functional_metrics, gauge_alignment
 from ssmflow.studies.icl.model import GDSSM
 from ssmflow.studies.icl.tasks import linear_tasks, sine_tasks
 

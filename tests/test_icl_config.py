@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import assert_config_error, assert_snakemake_refuses, tiny_config
+from conftest import assert_config_error, assert_snakemake_refused, register_refusals, tiny_config
 
 from ssmflow import config as cfgmod
 from ssmflow import grid
@@ -73,9 +73,11 @@ def test_bad_icl_config_message(case):
     assert_config_error(cfg, BAD[case][1])
 
 
+# the same refusals through real Snakemake: all cases of the suite in one Snakemake process
+SNAKEMAKE_CASES = register_refusals("icl", ["d < 1", "unknown baseline"], icl_config, BAD)
+
+
 @pytest.mark.workflow
-@pytest.mark.parametrize("case", ["d < 1", "unknown baseline"])
-def test_snakemake_stops_before_any_icl_job(case, tmp_path):
-    cfg = icl_config()
-    BAD[case][0](cfg)
-    assert_snakemake_refuses(tmp_path, cfg, BAD[case][1])
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
+def test_snakemake_stops_before_any_icl_job(case, snakemake_refusals):
+    assert_snakemake_refused(snakemake_refusals, case)

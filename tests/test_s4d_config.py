@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from conftest import ROOT, assert_config_error, assert_snakemake_refuses, tiny_config
+from conftest import ROOT, assert_config_error, assert_snakemake_refused, register_refusals, tiny_config
 
 from ssmflow import config as cfgmod
 from ssmflow import grid
@@ -72,9 +72,11 @@ def test_s4d_listed_without_its_section_is_an_error():
         cfgmod.validate(cfg)
 
 
+# the same refusals through real Snakemake: all cases of the suite in one Snakemake process
+SNAKEMAKE_CASES = register_refusals("s4d", ["unknown init", "odd N", "zero dt_min"], s4d_config, BAD)
+
+
 @pytest.mark.workflow
-@pytest.mark.parametrize("case", ["unknown init", "odd N", "zero dt_min"])
-def test_snakemake_stops_before_any_s4d_job(case, tmp_path):
-    cfg = s4d_config()
-    BAD[case][0](cfg)
-    assert_snakemake_refuses(tmp_path, cfg, BAD[case][1])
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
+def test_snakemake_stops_before_any_s4d_job(case, snakemake_refusals):
+    assert_snakemake_refused(snakemake_refusals, case)

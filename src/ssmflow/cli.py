@@ -11,7 +11,8 @@
     ssmflow stage    --study S --stage X --input PRODUCT=STORE... --out STORE [--out-csv CSV]
                                                         a stage after gather (theory, evaluate, ...)
     ssmflow study-store --study S --store X --spec JSON --out STORE   a store from a config section
-    ssmflow figure   --study S --name F --input KEY=STORE... --out PNG  one figure from its declared stores
+    ssmflow figures  --study S --spec JSON --out-dir DIR  every figure of a study, each from its declared stores
+                     [--only F ...]                     ... or only the named ones
     ssmflow summary  STORE                              describe a results dataset
 
 Every command dispatches to the stage module that the study declares (ssmflow.study):
@@ -224,9 +225,20 @@ def cmd_study_store(a) -> int:
     return 0
 
 
-def cmd_figure(a) -> int:
-    inputs = study_contract.FigureInputs.parse(a.input or [])
-    _module(a.study, study_contract.get(a.study).figures_module).make_figure(a.name, inputs, Path(a.out))
+def cmd_figures(a) -> int:
+    """Draw the figures of one study in one process (one import of matplotlib and seaborn):
+    `--spec` maps each figure to its declared stores, {figure: {key: path}}; each is drawn
+    from a `FigureInputs` of its own stores only, to DIR/<figure>.png."""
+    table = _json_arg(a.spec)
+    names = a.only or list(table)
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise SystemExit(f"`--only` (={unknown}) names figures not in the spec; allowed: {sorted(table)}")
+    module = _module(a.study, study_contract.get(a.study).figures_module)
+    for name in names:
+        t0 = time.perf_counter()
+        module.make_figure(name, study_contract.FigureInputs(table[name]), Path(a.out_dir) / f"{name}.png")
+        log.info("figure %s/%s drawn in %.2f s", a.study, name, time.perf_counter() - t0)
     return 0
 
 
@@ -318,12 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_study_store)
 
-    s = sub.add_parser("figure", help="draw one figure from its declared stores")
+    s = sub.add_parser("figures", help="draw a study's figures, each from its declared stores")
     s.add_argument("--study", required=True)
-    s.add_argument("--name", required=True)
-    s.add_argument("--input", action="append", metavar="KEY=PATH", help="a store the figure reads (repeat)")
-    s.add_argument("--out", required=True)
-    s.set_defaults(fn=cmd_figure)
+    s.add_argument("--spec", required=True, help="{figure: {key: store path}} as JSON, or @file.json")
+    s.add_argument("--out-dir", required=True, help="the figures are written to DIR/<figure>.png")
+    s.add_argument("--only", nargs="+", metavar="FIGURE", help="draw only these figures of the spec")
+    s.set_defaults(fn=cmd_figures)
 
     s = sub.add_parser("checks", help="identity checks that gate training")
     s.add_argument("--study", required=True)

@@ -17,15 +17,27 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.machinery
 import importlib.util
 from pathlib import Path
 
 
 @functools.cache
 def module_file(name: str) -> Path | None:
-    """The source file of module `name` (a package's `__init__.py`), or None if not Python source."""
+    """The source file of module `name` (a package's `__init__.py`), or None if not Python source.
+
+    Found without importing anything: the top-level spec from the import system (which
+    executes no module), then each submodule from its parent's search locations. (A plain
+    `importlib.util.find_spec("a.b")` imports `a`: for a rule's code inputs that would
+    import JAX, SciPy and scikit-learn into every Snakemake start.)
+    """
+    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(top)
+        for i, part in enumerate(rest):
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(".".join([top, *rest[: i + 1]]), list(spec.submodule_search_locations))
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):

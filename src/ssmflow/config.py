@@ -121,9 +121,10 @@ def format_error(err: jsonschema.ValidationError) -> str:
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    """A schema file as a dict (a fresh copy each call)."""
+    """A schema file as a dict (a fresh copy each call; libyaml's safe loader where built in:
+    every Snakemake start reads the schemas)."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _pointer(doc: dict, ref: str) -> Any:

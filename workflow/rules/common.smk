@@ -129,25 +129,8 @@ def figure_inputs(study):
 
 
 def figure_paths(study):
-    """input function: the stores the figure in the wildcards reads."""
-    table = figure_inputs(study)
-
-    def paths(wildcards):
-        if wildcards.fig not in table:
-            raise WorkflowError(f"figure {study}/{wildcards.fig} is not drawn for this config; figures: {sorted(table)}")
-        return sorted(table[wildcards.fig].values())
-
-    return paths
-
-
-def figure_args(study):
-    """params function: the `--input KEY=PATH` arguments of the figure in the wildcards."""
-    table = figure_inputs(study)
-
-    def args(wildcards):
-        return " ".join(f"--input {key}={path}" for key, path in table[wildcards.fig].items())
-
-    return args
+    """Every store the study's figures read (the input of its figure job)."""
+    return sorted({path for stores in figure_inputs(study).values() for path in stores.values()})
 
 
 def train_mem_mb(study):

@@ -137,7 +137,9 @@ for _decl in STUDIES.values():
                 "ssmflow study-store --study {params.study} --store {params.store}"
                 " --spec {params.spec:q} --out {output} > {log} 2>&1"
 
-    # Figures read their declared stores only.
+    # Every figure of the study in one job (one import of the plotting stack, not one per
+    # figure); each figure still reads its declared stores only. A change of any of them,
+    # or of the figure code, redraws the study's figures and nothing upstream.
     rule:
         name:
             f"{_s}_figure"
@@ -145,17 +147,21 @@ for _decl in STUDIES.values():
             stores=figure_paths(_s),
             code=code(_s, _decl.figures_module),
         output:
-            report(
-                f"results/{_s}/figures/{{fig}}.png",
-                caption=f"../report/{_s}_figure.rst",
-                category=_s,
-                labels={"figure": "{fig}"},
-            ),
+            [
+                report(
+                    f"results/{_s}/figures/{_fig}.png",
+                    caption=f"../report/{_s}_figure.rst",
+                    category=_s,
+                    labels={"figure": _fig},
+                )
+                for _fig in figure_inputs(_s)
+            ],
         params:
-            inputs=figure_args(_s),
+            spec=json.dumps(figure_inputs(_s), sort_keys=True),
+            out_dir=f"results/{_s}/figures",
             study=_s,
         log:
-            f"results/logs/{_s}/figure_{{fig}}.log",
+            f"results/logs/{_s}/figures.log",
         localrule: True
         shell:
-            "ssmflow figure --study {params.study} --name {wildcards.fig} {params.inputs} --out {output} > {log} 2>&1"
+            "ssmflow figures --study {params.study} --spec {params.spec:q} --out-dir {params.out_dir} > {log} 2>&1"

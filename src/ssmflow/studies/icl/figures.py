@@ -19,8 +19,7 @@ import xarray as xr
 
 from ssmflow import plots
 from ssmflow.studies.icl import draws
-from ssmflow.studies.icl.metrics import gauge_fix
-from ssmflow.studies.icl.model import ROLE_YX
+from ssmflow.studies.icl.gauge import ROLE_YX, gauge_fix
 from ssmflow.study import FigureInputs
 
 STEP_LABEL = "training step"

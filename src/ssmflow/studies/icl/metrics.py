@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmflow._types import Array, Float
-from ssmflow.studies.icl.model import ROLE_YX, sublayer_roles
+from ssmflow.studies.icl.gauge import ROLE_YX, gauge_fix, sublayer_roles
 
 COS_FLOOR = 1e-12
 
@@ -34,24 +34,6 @@ def functional_metrics(
         out["model_diff"] = jnp.mean(jnp.linalg.norm(J - J_gd, axis=-1))
         out["model_diff_rel"] = out["model_diff"] / jnp.mean(n_gd)
     return out
-
-
-def gauge_fix(wq: np.ndarray, C: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gauge fixing (25) of K-block GD-SSM parameters: (What_q, Chat, Dhat), the same function.
-
-    Each sublayer's W_q is divided by alpha = ||W_q||_F sgn(role entry) ((1,2) for yx,
-    (1,1)+(3,3) for xx), D by delta = ||D|| sgn(D[3]); C is multiplied by alpha (and by
-    delta in yx sublayers, which carry D's scale).
-
-    **Arguments:** `wq` (..., sublayer, 3, 3), `C` (..., sublayer, H, H), `D` (..., 3).
-    """
-    roles = np.array(sublayer_roles((wq.shape[-3] + 1) // 2))
-    yx = roles == ROLE_YX
-    entry = np.where(yx, wq[..., 0, 1], wq[..., 0, 0] + wq[..., 2, 2])
-    alpha = np.linalg.norm(wq, axis=(-2, -1)) * np.sign(entry)
-    delta = np.linalg.norm(D, axis=-1) * np.sign(D[..., 2])
-    chat = C * (alpha * np.where(yx, delta[..., None], 1.0))[..., None, None]
-    return wq / alpha[..., None, None], chat, D / delta[..., None]
 
 
 def gauge_alignment(

@@ -15,14 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmflow._types import Array, ArrayLike, Float
+from ssmflow.studies.icl.gauge import ROLE_YX, sublayer_roles
 
-ROLE_YX, ROLE_XX = 0, 1
 C_NORMS = ("N", "P")
-
-
-def sublayer_roles(blocks: int) -> tuple[int, ...]:
-    """Roles of the 2K-1 sublayers of K blocks: yx_1, then (xx_b, yx_b) for b = 2..K."""
-    return (ROLE_YX,) + (ROLE_XX, ROLE_YX) * (blocks - 1)
 
 
 def windows(tokens: Float[Array, "seq H"]) -> Float[Array, "window 3 H"]:

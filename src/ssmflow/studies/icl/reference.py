@@ -21,7 +21,8 @@ from ssmflow import store
 from ssmflow.config import digest
 from ssmflow.studies.icl import checks
 from ssmflow.studies.icl import theory as th
-from ssmflow.studies.icl.model import GDSSM, sublayer_roles
+from ssmflow.studies.icl.gauge import sublayer_roles
+from ssmflow.studies.icl.model import GDSSM
 
 SCALARS = ("zero_loss_pop", "zero_loss_eval", "zero_loss_mc", "zero_loss_mc_se", "eta_star_eval", "eta_star_eval_se")
 PER_K = ("eta_star", "eta_star_grid", "gd_loss_pop", "gd_loss_eval", "gd_loss_ps_pop", "gd_loss_ps_eval", "gd_loss_mc", "gd_loss_mc_se")
