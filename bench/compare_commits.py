@@ -98,6 +98,10 @@ def job_summary(proj: Path) -> dict:
     train = [t for r, t in jobs if r.endswith("_train")]
     light = [t for r, t in jobs if not r.endswith("_train")]
     total = sum(train) + sum(light)
+    per_rule: dict[str, list] = {}
+    for rule, t in jobs:
+        n, s = per_rule.get(rule, (0, 0.0))
+        per_rule[rule] = [n + 1, s + t]
     return {
         "jobs": len(jobs),
         "train_jobs": len(train),
@@ -105,6 +109,7 @@ def job_summary(proj: Path) -> dict:
         "light_jobs": len(light),
         "light_s": sum(light),
         "light_share": round(sum(light) / total, 3) if total else None,
+        "per_rule": {rule: {"jobs": n, "s": t} for rule, (n, t) in sorted(per_rule.items())},  # summed job wall time
     }
 
 

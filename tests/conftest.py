@@ -74,12 +74,33 @@ def make_project(tmp: Path, config: dict) -> Path:
     return tmp
 
 
-def default_study_project(tmp: Path, study: str) -> Path:
-    """A project copy with the default config restricted to one study (its acceptance runs)."""
+# The default config's acceptance checks of the four studies read one run of it, made once
+# per session (`default_run`): each study's section exactly as in config/config.yaml, with
+# the experiments those checks read (dynamics F1 and F3, s4d delay; icl and freqbias whole).
+# One Snakemake process schedules all four, so one study's gate (its checks job) or last
+# training job never leaves a core idle while another study has work.
+ACCEPTANCE_EXPERIMENTS = {"dynamics": ("F1", "F3"), "s4d": ("delay",)}
+
+
+def acceptance_config() -> dict:
+    """The default config, its experiments narrowed to those the acceptance checks read."""
     with open(ROOT / "config" / "config.yaml") as f:
         cfg = yaml.safe_load(f)
-    cfg["studies"] = [study]
-    return make_project(tmp, cfg)
+    for study, keep in ACCEPTANCE_EXPERIMENTS.items():
+        cfg[study]["experiments"] = {name: exp for name, exp in cfg[study]["experiments"].items() if name in keep}
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """A complete run of `acceptance_config()` (all four studies, --cores 2), read-only for
+    the tests that use it: they check its stores and dry-run edits (restored) on it."""
+    import subprocess
+
+    proj = make_project(tmp_path_factory.mktemp("default_run"), acceptance_config())
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=proj, capture_output=True, text=True, env=venv_env())
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return proj
 
 
 def venv_env() -> dict:

@@ -235,6 +235,24 @@ def test_dynamics_undeclared_store_is_a_key_error(dynamics_results, tmp_path):
     assert not (tmp_path / "F1.png").exists()
 
 
+def test_figures_command_draws_each_named_figure_from_its_own_inputs(dynamics_results, tmp_path):
+    """`ssmflow figures` (the figure rule's command): one process, each `--out` its figure,
+    each figure given only its declared stores; a name the spec does not declare is refused."""
+    import json
+
+    from ssmflow import cli
+
+    spec = {"F1": {k: str(v) for k, v in declared("dynamics", {"F1": {}}, "F1", dynamics_results).items()}}
+    assert cli.main(["figures", "--study", "dynamics", "--spec", json.dumps(spec), "--out", str(tmp_path / "F1.png")]) == 0
+    assert (tmp_path / "F1.png").stat().st_size > 10_000
+    spec["F1"].pop("theory/F1")  # F1's spec without a store it reads: the figure fails, nothing written
+    with pytest.raises(KeyError, match="'theory/F1' was not declared"):
+        cli.main(["figures", "--study", "dynamics", "--spec", json.dumps(spec), "--out", str(tmp_path / "again" / "F1.png")])
+    assert not (tmp_path / "again" / "F1.png").exists()
+    with pytest.raises(SystemExit, match=r"figures \['F9'\] that the spec does not declare; allowed: \['F1'\]"):
+        cli.main(["figures", "--study", "dynamics", "--spec", json.dumps(spec), "--out", str(tmp_path / "F9.png")])
+
+
 # --- icl ----------------------------------------------------------------------------------------
 
 

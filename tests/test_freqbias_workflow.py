@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import default_study_project
-from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
+from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit
 
 from ssmflow import store
 
@@ -15,10 +14,8 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def default_freqbias(tmp_path_factory):
-    proj = default_study_project(tmp_path_factory.mktemp("freqbias"), "freqbias")
-    smk(proj)
-    return proj
+def default_freqbias(default_run):
+    return default_run  # the session's run of the default config (conftest.default_run)
 
 
 def test_stores_and_figures(default_freqbias):

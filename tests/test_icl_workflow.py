@@ -1,7 +1,8 @@
 """The icl study through the real Snakemake workflow with the default config (spec 14.C-E).
 
-One run of the default config's icl section (3 seeds, as config/config.yaml) in a copy of
-the workflow; the tests read its stores, metrics and figures: the acceptance numbers of
+The session's run of the default config (`conftest.default_run`: the icl section as in
+config/config.yaml, 3 seeds, beside the other studies); the tests read its stores, metrics
+and figures: the acceptance numbers of
 issue 5 (trained models against theory), the store layout and the incremental reruns.
 """
 
@@ -11,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, make_project
-from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
+from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, study_jobs
 
 from ssmflow import store
 from ssmflow.studies import icl
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def default_icl(tmp_path_factory):
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    cfg["studies"] = ["icl"]
-    proj = make_project(tmp_path_factory.mktemp("icl_default"), cfg)
-    smk(proj)
-    return proj
+def default_icl(default_run):
+    return default_run  # the session's run of the default config (conftest.default_run)
 
 
 def metrics(proj, exp: str) -> pd.DataFrame:
@@ -110,6 +106,6 @@ def test_reruns_are_exact_to_the_stage(default_icl):
         "workflow/report/icl_figure.rst": set(),
         "config/README.md": set(),
     })
-    assert scheduled_after_edit(default_icl, "src/ssmflow/ssm/transfer.py") == {}  # icl never imports it
+    assert study_jobs(scheduled_after_edit(default_icl, "src/ssmflow/ssm/transfer.py"), "icl") == {}  # icl never imports it
     jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/model.py")  # training code retrains
     assert jobs["icl_train"] == 5, jobs

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, make_project
+from conftest import make_project
 from test_s4d_config import s4d_config
 from test_workflow import assert_rerun_table, scheduled, scheduled_after_edit, smk
 
@@ -66,12 +66,9 @@ def test_editing_the_kernel_limit_config_reruns_no_training(tiny_s4d):
     assert jobs == {"all": 1, "s4d_kernel_limit": 1, "s4d_figure": 1}, jobs
 
 
-def test_default_grid_shows_which_inits_win_on_the_long_range_task(tmp_path):
+def test_default_grid_shows_which_inits_win_on_the_long_range_task(default_run):
     """The default config's metrics store ranks the inits on delay, over >= 3 seeds."""
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    proj = make_project(tmp_path, cfg)
-    smk(proj, "results/s4d/delay/metrics.csv")
-    m = store.open_store(proj / "results/s4d/delay/metrics.zarr").load()
+    m = store.open_store(default_run / "results/s4d/delay/metrics.zarr").load()
     assert m.sizes["seed"] >= 3 and set(m.init.values) == {"legs", "inv", "lin", "real", "random"}
     assert (m.init_rank.sel(init="real") == 5).all()  # S4D-Real never learns the delay
     assert (m.test_metric.sel(init="real") < 0.1).all()

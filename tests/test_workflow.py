@@ -50,13 +50,18 @@ def scheduled_after_edit(proj: Path, rel: str, text: str | None = None) -> dict[
         path.write_text(old)
 
 
+def study_jobs(jobs: dict[str, int], study: str) -> dict[str, int]:
+    """The jobs of one study's rules (`<study>_<stage>`) among scheduled `jobs`."""
+    return {rule: n for rule, n in jobs.items() if rule.startswith(f"{study}_")}
+
+
 def rerun_table(proj: Path, study: str) -> dict[str, set[str]]:
-    """Rules scheduled by appending a comment to each file that is not training code, after
-    a complete run: file -> set of rules (without `all`). Issue 10's rerun table."""
+    """Rules of `study` scheduled by appending a comment to each file that is not training
+    code, after a complete run: file -> set of rules. Issue 10's rerun table."""
     files = ["src/ssmflow/plots.py", f"workflow/report/{study}_figure.rst", "config/README.md"]
     files += [f"src/ssmflow/studies/{study}/{m}.py" for m in ("figures", "evaluate", "reference")
               if (proj / f"src/ssmflow/studies/{study}/{m}.py").exists()]
-    return {f: set(scheduled_after_edit(proj, f)) - {"all"} for f in files}
+    return {f: set(study_jobs(scheduled_after_edit(proj, f), study)) for f in files}
 
 
 def assert_rerun_table(proj: Path, study: str, expected: dict[str, set[str]]) -> None:
@@ -205,13 +210,11 @@ def test_lint_has_no_findings_beyond_missing_conda():
     assert kinds <= {"Specify a conda environment or container for each rule."}, kinds
 
 
-def test_default_grid_metrics(tmp_path):
+def test_default_grid_metrics(default_run):
     """The default config's stored metrics show the acceptance numbers (F1, F3)."""
     import pandas as pd
 
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    proj = make_project(tmp_path, cfg)
-    smk(proj, "results/dynamics/F1/metrics.csv", "results/dynamics/F3/metrics.csv")
+    proj = default_run
     f1 = pd.read_csv(proj / "results/dynamics/F1/metrics.csv")
     small = f1[(f1.kappa <= 2e-3) & (f1.p0 == 1e-4)]
     assert len(small) == 18 and (small.max_rel_err_p < 1e-2).all()  # N = 1, balanced, lam sigma <= 2e-3

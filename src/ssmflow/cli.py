@@ -11,8 +11,7 @@
     ssmflow stage    --study S --stage X --input PRODUCT=STORE... --out STORE [--out-csv CSV]
                                                         a stage after gather (theory, evaluate, ...)
     ssmflow study-store --study S --store X --spec JSON --out STORE   a store from a config section
-    ssmflow figures  --study S --spec JSON --out-dir DIR  every figure of a study, each from its declared stores
-                     [--only F ...]                     ... or only the named ones
+    ssmflow figures  --study S --spec JSON --out F.png...  figures of a study, each from its declared stores
     ssmflow summary  STORE                              describe a results dataset
 
 Every command dispatches to the stage module that the study declares (ssmflow.study):
@@ -226,18 +225,18 @@ def cmd_study_store(a) -> int:
 
 
 def cmd_figures(a) -> int:
-    """Draw the figures of one study in one process (one import of matplotlib and seaborn):
-    `--spec` maps each figure to its declared stores, {figure: {key: path}}; each is drawn
-    from a `FigureInputs` of its own stores only, to DIR/<figure>.png."""
+    """Draw figures of one study in one process (one import of matplotlib and seaborn):
+    `--spec` maps each figure to its declared stores, {figure: {key: path}}; each `--out`
+    PNG is the figure its file name names, drawn from a `FigureInputs` of its stores only."""
     table = _json_arg(a.spec)
-    names = a.only or list(table)
+    names = [Path(out).stem for out in a.out]
     unknown = sorted(set(names) - set(table))
     if unknown:
-        raise SystemExit(f"`--only` (={unknown}) names figures not in the spec; allowed: {sorted(table)}")
+        raise SystemExit(f"`--out` names figures {unknown} that the spec does not declare; allowed: {sorted(table)}")
     module = _module(a.study, study_contract.get(a.study).figures_module)
-    for name in names:
+    for name, out in zip(names, a.out, strict=True):
         t0 = time.perf_counter()
-        module.make_figure(name, study_contract.FigureInputs(table[name]), Path(a.out_dir) / f"{name}.png")
+        module.make_figure(name, study_contract.FigureInputs(table[name]), Path(out))
         log.info("figure %s/%s drawn in %.2f s", a.study, name, time.perf_counter() - t0)
     return 0
 
@@ -333,8 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("figures", help="draw a study's figures, each from its declared stores")
     s.add_argument("--study", required=True)
     s.add_argument("--spec", required=True, help="{figure: {key: store path}} as JSON, or @file.json")
-    s.add_argument("--out-dir", required=True, help="the figures are written to DIR/<figure>.png")
-    s.add_argument("--only", nargs="+", metavar="FIGURE", help="draw only these figures of the spec")
+    s.add_argument("--out", required=True, nargs="+", metavar="PNG", help="the figures to draw, each as <figure>.png")
     s.set_defaults(fn=cmd_figures)
 
     s = sub.add_parser("checks", help="identity checks that gate training")

@@ -158,10 +158,9 @@ for _decl in STUDIES.values():
             ],
         params:
             spec=json.dumps(figure_inputs(_s), sort_keys=True),
-            out_dir=f"results/{_s}/figures",
             study=_s,
         log:
             f"results/logs/{_s}/figures.log",
         localrule: True
         shell:
-            "ssmflow figures --study {params.study} --spec {params.spec:q} --out-dir {params.out_dir} > {log} 2>&1"
+            "ssmflow figures --study {params.study} --spec {params.spec:q} --out {output} > {log} 2>&1"
