@@ -95,12 +95,20 @@ def acceptance_config() -> dict:
 def default_run(tmp_path_factory) -> Path:
     """A complete run of `acceptance_config()` (all four studies, --cores 2), read-only for
     the tests that use it: they check its stores and dry-run edits (restored) on it."""
+    proj = make_project(tmp_path_factory.mktemp("default_run"), acceptance_config())
+    smk(proj)
+    return proj
+
+
+def smk(proj: Path, *args: str, check: bool = True):
+    """Real Snakemake (`--cores 2`) in a project; raises with its output's tail when it fails."""
     import subprocess
 
-    proj = make_project(tmp_path_factory.mktemp("default_run"), acceptance_config())
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=proj, capture_output=True, text=True, env=venv_env())
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return proj
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=proj, capture_output=True, text=True,
+                         env=venv_env())
+    if check and res.returncode != 0:
+        raise AssertionError(res.stdout[-3000:] + res.stderr[-3000:])
+    return res
 
 
 def venv_env() -> dict:
