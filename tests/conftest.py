@@ -26,10 +26,60 @@ CACHE_ENV = "SSMFLOW_TEST_JAX_CACHE"
 
 
 def session_cache() -> str:
-    """The session's compile cache directory (made on first use, then read from the env)."""
+    """The session's compile cache directory (made on first use, then read from the env).
+
+    Under pytest-xdist every worker of one run uses the same directory (named by the run's
+    id), so a program compiled by one worker is a cache hit for the other.
+    """
     if not os.environ.get(CACHE_ENV):
-        os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
+        run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+        if run_id:
+            path = Path(tempfile.gettempdir()) / f"ssmflow-test-jax-cache-{run_id}"
+            path.mkdir(exist_ok=True)
+            os.environ[CACHE_ENV] = str(path)
+        else:
+            os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="ssmflow-test-jax-cache-")
     return os.environ[CACHE_ENV]
+
+
+# The suite runs on pytest-xdist workers (`-n auto` in pyproject.toml), scheduled by
+# `SuiteScheduling`: each test module is one unit of work, so its module-scoped fixtures (a
+# small pipeline, a trained model) are made once; the modules that read the session's
+# `default_run` (`DEFAULT_RUN_MODULES`) form one unit, so that run is made once. Units go
+# out in the order of `UNIT_ORDER`, then as collected: the default run first (the longest
+# unit) and the SLURM tests next on the other worker (they mostly wait for the cluster,
+# which leaves the cores to the default run).
+DEFAULT_RUN_MODULES = ("tests/test_workflow.py", "tests/test_icl_workflow.py", "tests/test_s4d_workflow.py",
+                       "tests/test_freqbias_workflow.py")
+SHARED_RUN_UNIT = "default_run"
+UNIT_ORDER = (SHARED_RUN_UNIT, "tests/test_slurm.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work (see above) of a test."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_RUN_UNIT if module in DEFAULT_RUN_MODULES else module
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "default_run" in getattr(item, "fixturenames", ()) and work_unit(item.nodeid) != SHARED_RUN_UNIT:
+            raise pytest.UsageError(f"{item.nodeid} uses the session's default_run: add its module to "
+                                    "DEFAULT_RUN_MODULES in tests/conftest.py, so the run is made once")
+    rank = {unit: k for k, unit in enumerate(UNIT_ORDER)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order of the collection
+    return SuiteScheduling(config, log)
 
 
 @pytest.fixture
