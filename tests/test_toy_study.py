@@ -60,10 +60,24 @@ def test_toy_study_runs_every_generic_stage(toy):
 
 
 def test_toy_rules_are_the_generic_stages(toy):
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall"], cwd=toy, capture_output=True, text=True, env=toy_env())
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--forceall"], cwd=toy, capture_output=True, text=True, env=toy_env())
     jobs = res.stdout.split("Job stats:")[1].split("total")[0]
     for rule, n in {"toy_data": 1, "toy_train": 2, "toy_gather": 1, "toy_theory": 1, "toy_evaluate": 1, "toy_figure": 1}.items():
         assert f"{rule}" in jobs and int(jobs.split(rule)[1].split()[0]) == n, jobs
+    # every job that may run JAX programs (data, train and the stages) uses the compile cache
+    commands = [line.strip() for line in res.stdout.splitlines() if line.strip().startswith("ssmflow ")]
+    jax_jobs = [c for c in commands if c.split()[1] in ("data", "train", "stage", "study-store", "checks")]
+    assert len(jax_jobs) == 1 + 2 + 2 and all(" --cache " in c for c in jax_jobs), commands
+
+
+def test_the_compile_cache_covers_jobs_that_import_jax_after_it_is_set(tmp_path):
+    """`cli.enable_compilation_cache` before JAX is imported (a stage job imports it late,
+    or not at all) still makes JAX keep its programs in the cache."""
+    cache = tmp_path / "cache"
+    code = ("from ssmflow import cli; import sys; cli.enable_compilation_cache(sys.argv[1]); "
+            "import jax, jax.numpy as jnp; jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(7)).block_until_ready()")
+    subprocess.run([sys.executable, "-c", code, str(cache)], check=True, env=venv_env(), timeout=120)
+    assert any(cache.iterdir()), "no program was written to the cache"
 
 
 def test_the_toy_is_not_known_without_registration(tmp_path):

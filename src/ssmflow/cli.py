@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,13 +37,35 @@ from ssmflow import study as study_contract
 log = logging.getLogger("ssmflow")
 
 
-def _setup(precision: str | None = None, cache: str | None = None) -> None:
-    from ssmflow import train
+def enable_compilation_cache(path: str | os.PathLike | None) -> None:
+    """Turn on JAX's persistent compilation cache under `path` (no-op for None), for every
+    JAX program this process compiles: set in `jax.config` when JAX is already imported,
+    else through the environment that JAX reads at import (so a job that never imports JAX
+    does not pay for it).
 
+    Programs of any compile time are kept: a job runs dozens of small programs (random
+    draws, eager setup ops) that each compile fast but add up to seconds per job.
+    """
+    if path is None:
+        return
+    os.makedirs(path, exist_ok=True)
+    settings = {"jax_compilation_cache_dir": os.fspath(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    if "jax" in sys.modules:
+        import jax
+
+        for name, value in settings.items():
+            jax.config.update(name, value)
+    else:
+        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+
+
+def _setup(precision: str | None = None, cache: str | None = None) -> None:
+    enable_compilation_cache(cache)
     if precision:
+        from ssmflow import train
+
         train.set_precision(precision)
-    if cache:
-        train.enable_compilation_cache(cache)
 
 
 def _module(study: str, part: str):
@@ -98,7 +121,7 @@ def cmd_data(a) -> int:
 
     spec = _json_arg(a.spec)
     decl = study_contract.get(spec["study"])
-    _setup(spec["common"].get("precision"))
+    _setup(spec["common"].get("precision"), a.cache)
     ds = decl.module(decl.data).data_dataset(spec)
     store.write_atomic(ds, a.out, whole=ds.attrs.get("whole_dims", decl.whole_dims))
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
@@ -186,6 +209,7 @@ def cmd_stage(a) -> int:
     """An experiment-level stage: its function on the opened input stores, one store out."""
     from ssmflow import store
 
+    enable_compilation_cache(a.cache)
     decl = study_contract.get(a.study)
     stage = decl.stage(a.stage)
     given = _named_paths(a.input)
@@ -216,7 +240,7 @@ def cmd_study_store(a) -> int:
     decl = study_contract.get(a.study)
     st = decl.study_store(a.store)
     spec = _json_arg(a.spec)
-    _setup(st.precision)
+    _setup(st.precision, a.cache)
     ds = getattr(decl.module(st.module), st.function)(spec)
     ds.attrs.update(store.provenance(cfgmod.digest(spec), st.precision, study=decl.name, experiment=st.name))
     store.write_atomic(ds, a.out, whole=st.whole_dims or decl.whole_dims)
@@ -242,7 +266,7 @@ def cmd_figures(a) -> int:
 
 
 def cmd_checks(a) -> int:
-    _setup("float64")
+    _setup("float64", a.cache)
     decl = study_contract.get(a.study)
     report = decl.module(decl.checks).run_checks()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -294,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("data", help="synthesize one experiment's data store")
     s.add_argument("--spec", required=True, help="experiment spec as JSON (grid.experiment_spec), or @file.json")
     s.add_argument("--out", required=True)
+    s.add_argument("--cache", help="JAX persistent compilation cache directory")
     s.set_defaults(fn=cmd_data)
 
     s = sub.add_parser("train", help="train one shard")
@@ -320,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", action="append", metavar="PRODUCT=PATH", help="a store the stage reads (repeat)")
     s.add_argument("--out", required=True)
     s.add_argument("--out-csv", help="the flat table, for stages that write one (metrics)")
+    s.add_argument("--cache", help="JAX persistent compilation cache directory")
     s.set_defaults(fn=cmd_stage)
 
     s = sub.add_parser("study-store", help="a study-level store from one config section (no training)")
@@ -327,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True)
     s.add_argument("--spec", required=True, help="the config section as JSON, or @file.json")
     s.add_argument("--out", required=True)
+    s.add_argument("--cache", help="JAX persistent compilation cache directory")
     s.set_defaults(fn=cmd_study_store)
 
     s = sub.add_parser("figures", help="draw a study's figures, each from its declared stores")
@@ -338,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("checks", help="identity checks that gate training")
     s.add_argument("--study", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--cache", help="JAX persistent compilation cache directory")
     s.set_defaults(fn=cmd_checks)
 
     s = sub.add_parser("summary", help="describe a results dataset")

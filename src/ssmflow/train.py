@@ -63,20 +63,6 @@ NO_STEP = -1  # marks "never happened" in diverged_at / event steps
 ENGINE_SECONDS = {"first_chunk": 0.0, "chunks": 0.0, "n_chunks": 0}
 
 
-def enable_compilation_cache(path: str | os.PathLike | None) -> None:
-    """Turn on JAX's persistent compilation cache under `path` (no-op for None).
-
-    Programs of any compile time are kept: a job runs dozens of small programs (random
-    draws, eager setup ops) that each compile fast but add up to seconds per job.
-    """
-    if path is None:
-        return
-    os.makedirs(path, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", os.fspath(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def set_precision(precision: str) -> None:
     """Set JAX's default float width: `"float64"` or `"float32"`."""
     if precision not in ("float32", "float64"):

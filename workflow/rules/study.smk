@@ -23,9 +23,10 @@ for _decl in STUDIES.values():
                 f"results/logs/{_s}/checks.log",
             params:
                 study=_s,
+                cache=config["compile_cache"],
             localrule: True
             shell:
-                "ssmflow checks --study {params.study} --out {output} > {log} 2>&1"
+                "ssmflow checks --study {params.study} --out {output} --cache {params.cache:q} > {log} 2>&1"
 
     # The experiment's synthesized data (sequences, datasets and splits, images and noise,
     # fixed evaluation sets): every shard of the experiment trains on it.
@@ -40,11 +41,12 @@ for _decl in STUDIES.values():
                 directory(f"results/{_s}/{{exp}}/data.zarr"),
             params:
                 spec=data_spec(_s),
+                cache=config["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/data.log",
             threads: 1
             shell:
-                "ssmflow data --spec {params.spec:q} --out {output} > {log} 2>&1"
+                "ssmflow data --spec {params.spec:q} --out {output} --cache {params.cache:q} > {log} 2>&1"
 
     # One job per shard: all runs of the shard (seeds and the batched axes) in one scan.
     rule:
@@ -110,11 +112,12 @@ for _decl in STUDIES.values():
                 study=_s,
                 stage=_stage.name,
                 args=stage_args(_stage),
+                cache=config["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
             localrule: True
             shell:
-                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} > {log} 2>&1"
+                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} --cache {params.cache:q} > {log} 2>&1"
 
     # Stores computed from one config section alone (no training), spanning experiments.
     for _store in _decl.study_stores:
@@ -130,12 +133,13 @@ for _decl in STUDIES.values():
                 spec=section_spec(_s, _store.config_key),
                 study=_s,
                 store=_store.name,
+                cache=config["compile_cache"],
             log:
                 f"results/logs/{_s}/{_store.name}.log",
             localrule: True
             shell:
                 "ssmflow study-store --study {params.study} --store {params.store}"
-                " --spec {params.spec:q} --out {output} > {log} 2>&1"
+                " --spec {params.spec:q} --out {output} --cache {params.cache:q} > {log} 2>&1"
 
     # Every figure of the study in one job (one import of the plotting stack, not one per
     # figure); each figure still reads its declared stores only. A change of any of them,

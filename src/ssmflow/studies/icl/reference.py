@@ -14,6 +14,7 @@ The loss against eta is stored exactly, as polynomial coefficients over `power`
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import xarray as xr
 
@@ -54,12 +55,13 @@ def linear_point(common: dict, d: int, n: int, variant: str, d_max: int) -> dict
     cc = np.full((k_max, n_layer, d_max, d_max), np.nan)
     err = np.full((k_max, len(checks.CHECKS)), np.nan)
     for k in range(1, k_max + 1):
-        star = _constructed(ref, k, n, d, common)
         s = 2 * k - 1
-        wq[k - 1, :s] = np.asarray(star.wq)
-        dd[k - 1] = np.asarray(star.D)
-        lam[k - 1, :s, :d, :d] = np.asarray(star.decays())
-        cc[k - 1, :s, :d, :d] = np.asarray(star.C)
+        with jax.enable_x64(True):  # the theory store is float64, whatever precision the job trained in
+            star = _constructed(ref, k, n, d, common)
+            wq[k - 1, :s] = np.asarray(star.wq)
+            dd[k - 1] = np.asarray(star.D)
+            lam[k - 1, :s, :d, :d] = np.asarray(star.decays())
+            cc[k - 1, :s, :d, :d] = np.asarray(star.C)
         e = checks.exact_errors(d, n, k, variant, eta=ref.etas(k)[0], etas_ps=ref.etas(k, per_step=True), n_tasks=20)
         err[k - 1] = [e[c] for c in checks.CHECKS]
     out.update(W_q_star=wq, D_star=dd, Lambda_star=lam, C_star=cc, exact_err=err)
