@@ -65,7 +65,7 @@ def test_toy_rules_are_the_generic_stages(toy):
     for rule, n in {"toy_data": 1, "toy_train": 2, "toy_gather": 1, "toy_theory": 1, "toy_evaluate": 1, "toy_figure": 1}.items():
         assert f"{rule}" in jobs and int(jobs.split(rule)[1].split()[0]) == n, jobs
     # every job that may run JAX programs (data, train and the stages) uses the compile cache
-    commands = [line.strip() for line in res.stdout.splitlines() if line.strip().startswith("ssmflow ")]
+    commands = [line.split("Shell command:", 1)[1].strip() for line in res.stdout.splitlines() if "Shell command: ssmflow " in line]
     jax_jobs = [c for c in commands if c.split()[1] in ("data", "train", "stage", "study-store", "checks")]
     assert len(jax_jobs) == 1 + 2 + 2 and all(" --cache " in c for c in jax_jobs), commands
 
