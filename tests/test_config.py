@@ -23,7 +23,27 @@ BAD = {
         lambda c: c["dynamics"]["experiments"]["F3"]["axes"].update(depth=[2]),
         ["dynamics.experiments.F3.axes.N", "depth > 1"],
     ),
+    # a NaN passes every schema bound (each comparison with it is false)
+    "NaN teacher pole": (
+        lambda c: c["dynamics"].update(teacher={"a_star": float("nan")}),
+        ["dynamics.teacher.a_star", "got nan", "a finite number"],
+    ),
+    "infinite kappa": (
+        lambda c: c["dynamics"]["experiments"]["F1"]["axes"].update(kappa=[0.02, float("inf")]),
+        ["dynamics.experiments.F1.axes.kappa[1]", "got inf", "a finite number"],
+    ),
+    "NaN learning rate": (
+        lambda c: c.update(studies=["dynamics", "s4d"], s4d={"optim": {"lr": float("nan")}, "experiments": {
+            "delay": {"task": "delay", "steps": 20, "axes": {"init": ["legs"], "disc": ["zoh"], "N": [4]}}}}),
+        ["s4d.optim.lr", "got nan", "a finite number"],
+    ),
 }
+
+
+def test_nan_in_a_section_not_in_studies_blocks_nothing():
+    cfg = tiny_config()
+    cfg["s4d"] = {"optim": {"lr": float("nan")}}  # s4d is not in `studies`: its section is not checked
+    assert cfgmod.validate(cfg)["studies"] == ["dynamics"]
 
 
 def test_default_config_is_valid(default_config):
@@ -39,7 +59,8 @@ def test_bad_config_message(case):
 
 
 # the same refusals through real Snakemake: all cases of the suite in one Snakemake process
-SNAKEMAKE_CASES = register_refusals("dynamics", ["unknown key", "wrong type", "negative state size", "unknown init name"], tiny_config, BAD)
+SNAKEMAKE_CASES = register_refusals(
+    "dynamics", ["unknown key", "wrong type", "negative state size", "unknown init name", "NaN teacher pole"], tiny_config, BAD)
 
 
 @pytest.mark.workflow

@@ -14,7 +14,9 @@ A section of a registered study that is not in `studies` may stay in the file
 one you are. Enabling the study validates it.
 
 Validation runs before any job: at Snakefile parse time and in every CLI command. A bad
-config raises `ConfigError` naming the key, the bad value and what is allowed. Schema
+config raises `ConfigError` naming the key, the bad value and what is allowed. NaN and
+infinity are refused in every checked section, whatever the key's schema says (a NaN passes
+every numeric bound). Schema
 `default`s fill in keys the config leaves out, also through local `$ref`s and inside the
 `if`/`then` branch of an experiment's kind.
 """
@@ -25,7 +27,8 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +221,7 @@ def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict
     **Returns:** a completed deep copy of `config` (sections of studies not in `studies` as given).
     **Raises:** `ConfigError` listing every problem.
     """
-    from ssmflow.study import get
+    from ssmflow.study import get, registry
 
     cfg = copy.deepcopy(dict(config))
     schema = schema_for(cfg, schema_path)
@@ -226,12 +229,32 @@ def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict
     # `allOf` wrappers can report the same problem twice; keep the first of each message
     lines = list(dict.fromkeys(_leaf(e) for e in errors))
     failed = {e.absolute_path[0] for e in errors if e.absolute_path}
+    # a NaN passes every bound of a schema (each comparison with it is false): refuse
+    # non-finite numbers wherever the schema checks, i.e. outside sections not in `studies`
+    unchecked = set(registry()) - set(enabled_studies(cfg, schema_path))
+    reported = {tuple(e.absolute_path) for e in errors}
+    for path, value in _non_finite({k: v for k, v in cfg.items() if k not in unchecked}):
+        if path not in reported:
+                lines.append(f"config key {key_path(path)}: got {value!r}; allowed: a finite number (NaN and infinity are never valid).")
+        failed.add(path[0])
     for study in enabled_studies(cfg, schema_path):
         if study in cfg and study not in failed:  # cross-key checks read a complete, schema-valid section
             lines += get(study).check_config(cfg[study])
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     return cfg
+
+
+def _non_finite(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """(key path, value) of every NaN or infinite float in a nested config."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, (*path, i))
 
 
 def _leaf(err: jsonschema.ValidationError) -> str:
