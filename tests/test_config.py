@@ -9,10 +9,10 @@ from snakemake.common.configfile import load_configfile
 from ssmflow import cli
 from ssmflow import config as cfgmod
 
-# a small config file as a person writes it: numbers with exponents (YAML 1.2 floats)
+# a small config file as a person writes it: numbers with exponents (YAML 1.2 floats), and
+# top-level keys left to their defaults (compile_cache)
 TEXT = """\
 studies: [dynamics]
-compile_cache: results/.jax_cache
 dynamics:
   seeds: 2
   record_points: 200
@@ -58,8 +58,8 @@ BAD = {
 # config files that are refused before validation: file, line and what is wrong
 FILES = {
     "duplicate key": (TEXT.replace("  seeds: 2\n", "  seeds: 2\n  seeds: 3\n"),
-                      ["config.yaml, line 5", "duplicate key 'seeds' (first at line 4)"]),
-    "invalid YAML": (TEXT.replace("n_seq: 8}", "n_seq: 8"), ["config.yaml, line 8", "while parsing a flow mapping at line 7"]),
+                      ["config.yaml, line 4", "duplicate key 'seeds' (first at line 3)"]),
+    "invalid YAML": (TEXT.replace("n_seq: 8}", "n_seq: 8"), ["config.yaml, line 7", "while parsing a flow mapping at line 6"]),
 }
 
 
