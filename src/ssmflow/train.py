@@ -507,7 +507,8 @@ def train_ensemble(
 
     def save(reason: str) -> None:
         t = time.perf_counter()
-        save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=done, n_total=n_total)
+        # `done` counts whole chunks and overshoots the last one; the header keeps the real step
+        save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=min(done, n_total), n_total=n_total)
         logger.info("checkpoint at step %d/%d (%s, %.2f s): %s", min(done, n_total), n_total, reason, time.perf_counter() - t, checkpoint)
 
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
