@@ -190,7 +190,10 @@ def load_yaml(path: str | Path) -> Any:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist.") from None
     except yaml.MarkedYAMLError as err:
-        mark, ctx = err.problem_mark, f" ({err.context} at line {err.context_mark.line + 1})" if err.context else ""
+        if err.problem_mark is None:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        mark = err.problem_mark
+        ctx = f" ({err.context} at line {err.context_mark.line + 1})" if err.context and err.context_mark else ""
         raise ConfigError(f"config file {path}, line {mark.line + 1}, column {mark.column + 1}: {err.problem}{ctx}.") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
