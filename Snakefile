@@ -1,8 +1,17 @@
 # ssmflow: learning dynamics of state space models, as a Snakemake workflow.
 # Rules are thin: every job runs an `ssmflow ...` command (src/ssmflow/cli.py).
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
+from ssmflow.config import ConfigError, check_file
+
 min_version("9.19")
+
+# Snakemake's own YAML error names neither the file nor the line: check the file first
+try:
+    check_file("config/config.yaml")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 configfile: "config/config.yaml"

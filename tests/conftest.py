@@ -109,14 +109,18 @@ def tiny_config(**experiments) -> dict:
     return copy.deepcopy(base)
 
 
-def make_project(tmp: Path, config: dict) -> Path:
-    """A copy of the workflow (Snakefile, rules, schemas, package sources) with `config`."""
+def make_project(tmp: Path, config: dict | str) -> Path:
+    """A copy of the workflow (Snakefile, rules, schemas, package sources) with `config`
+    (a dict, or the text of config/config.yaml as written)."""
     for name in ("Snakefile", "workflow"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
     shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp / "config").mkdir(exist_ok=True)
     shutil.copy(ROOT / "config" / "README.md", tmp / "config" / "README.md")
+    if isinstance(config, str):
+        (tmp / "config" / "config.yaml").write_text(config)
+        return tmp
     if config.get("compile_cache") == DEFAULT_CACHE:
         config = {**config, "compile_cache": session_cache()}
     with open(tmp / "config" / "config.yaml", "w") as f:
@@ -189,13 +193,18 @@ REFUSALS: dict[str, tuple[dict, list[str]]] = {}
 
 def register_refusals(study: str, cases, make_config, bad) -> list[str]:
     """Register each of `cases` (keys of `bad`: case -> (mutate, fragments)) as a refusal
-    case: the config `make_config()` mutated by `bad[case][0]`. Returns the case ids."""
+    case: the config `make_config()` mutated by `bad[case][0]`, or, where `bad[case][0]` is
+    text, the config file of that text. Returns the case ids."""
     ids = []
     for case in cases:
-        cfg = make_config()
-        bad[case][0](cfg)
+        mutate, fragments = bad[case]
+        if isinstance(mutate, str):
+            cfg = mutate
+        else:
+            cfg = make_config()
+            mutate(cfg)
         ids.append(f"{study}: {case}")
-        REFUSALS[ids[-1]] = (cfg, bad[case][1])
+        REFUSALS[ids[-1]] = (cfg, fragments)
     return ids
 
 

@@ -129,16 +129,19 @@ def _toy(curv=(1.0, 2.0)):
 
 
 def test_checkpoint_of_another_job_or_a_corrupt_file_is_ignored(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ssmflow.train")
     path = tmp_path / "c.ckpt"
     with train.checkpointing(path, 0, key="job-a"):
         first = train.train_ensemble(*_toy(), chunk_steps=100)
     assert path.exists() and first.resumed_at == 0 and first.chunks_run == 6
+    caplog.clear()
     with train.checkpointing(path, 0, key="job-a"):  # finished checkpoint: nothing to redo
         again = train.train_ensemble(*_toy(), chunk_steps=100)
-    assert again.resumed_at == 600 and again.chunks_run == 0
+    # 596 steps (the last recorded step is 595), not the 600 of six whole chunks
+    assert first.n_steps == 596 and again.resumed_at == 596 and again.chunks_run == 0
+    assert "resumed at step 596/596 from checkpoint" in caplog.text, caplog.text
     np.testing.assert_array_equal(again.records["w"], first.records["w"])
 
-    caplog.set_level(logging.INFO, logger="ssmflow.train")
     for other in (dict(key="job-b"), dict(key="job-a", curv=(1.0, 3.0)), dict(key="job-a", chunk_steps=50)):
         with train.checkpointing(path, 10**9, key=other.get("key")):
             res = train.train_ensemble(*_toy(other.get("curv", (1.0, 2.0))), chunk_steps=other.get("chunk_steps", 100))
@@ -159,7 +162,7 @@ def test_several_ensembles_in_one_job_get_their_own_checkpoints(tmp_path):
     with train.checkpointing(path, 0):
         a = train.train_ensemble(*_toy(), chunk_steps=100)
         b = train.train_ensemble(*_toy((3.0,)), chunk_steps=100)
-    assert a.resumed_at == b.resumed_at == 600
+    assert a.resumed_at == b.resumed_at == 596  # the real last step, not six whole chunks
     (path.parent / "c.ckpt.tmp-1234").write_bytes(b"")
     (path.parent / "c.ckpt.other").write_bytes(b"")
     train.clear_checkpoints(path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pytest
 from conftest import quadratic_ensemble, tiny_config
 
 from ssmflow import config as cfgmod
@@ -37,6 +40,30 @@ def test_divergence_is_recorded_and_neighbours_go_on():
     assert 0 < res.diverged_at[1] < 2000  # |1 - 0.1*30| = 2 per step: overflow after ~1000 steps
     assert abs(res.records["w"][0, 100] - 0.9**100) < 1e-12  # the stable neighbour is unaffected
     assert np.isfinite(res.records["w"][1, : res.diverged_at[1]]).all()
+
+
+def test_divergence_of_the_last_update_is_recorded_and_logged(caplog):
+    # one recorded step (step 0, finite loss): the step's update sends w to -1e199, whose
+    # loss overflows; no step of the schedule evaluates it, the engine's final check does
+    caplog.set_level(logging.INFO, logger="ssmflow.train")
+    res = train.train_ensemble(*quadratic_ensemble((1.0, 1e200), n_steps=1, record_every=1.0), chunk_steps=10)
+    assert res.diverged_at.tolist() == [train.NO_STEP, 1]
+    assert np.isfinite(res.records["loss"][1]).all()  # the loss it recorded (step 0) was finite
+    assert "diverged 1/2" in caplog.text and "1/2 runs diverged (non-finite loss), first at steps [1]" in caplog.text
+
+
+def test_nan_loss_at_the_first_step_is_divergence():
+    init_fn, loss_fn, observe_fn, runs, steps = quadratic_ensemble((1.0, float("nan")), n_steps=50)
+    res = train.train_ensemble(init_fn, loss_fn, observe_fn, runs, steps, chunk_steps=16)
+    assert res.diverged_at.tolist() == [train.NO_STEP, 0]
+    assert np.isnan(res.records["loss"][1]).all()
+
+
+def test_record_steps_refuse_a_rate_that_would_train_nothing():
+    times = train.log_spaced_times(0.1, 10.0, 5)
+    for lam, t_end in (([0.1, np.nan], [1.0, 1.0]), ([0.1, np.inf], [1.0, 1.0]), ([0.1, 0.0], [1.0, 1.0]), ([0.1, 0.1], [1.0, np.nan])):
+        with pytest.raises(ValueError, match=r"runs \[1\]"):
+            train.record_steps(times, np.array(lam), np.array(t_end))
 
 
 def test_record_steps_follow_each_runs_own_learning_rate():

@@ -375,7 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    # ssmflow's progress at INFO, other libraries' from WARNING: at INFO, JAX logs each
+    # backend it probed and could not load ("Unable to initialize backend 'tpu'") at the top
+    # of every job log, on CPU and GPU machines alike; its warnings (a GPU it cannot use) stay
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

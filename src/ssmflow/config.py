@@ -13,8 +13,14 @@ A section of a registered study that is not in `studies` may stay in the file
 (nor completed), so a half-edited section of a study you are not running never blocks the
 one you are. Enabling the study validates it.
 
+Config files are read with `Loader`: YAML 1.2 floats (`1e-3` is a number), a duplicate key
+refused. Snakemake reads its config files itself (YAML 1.1); `snakemake_config` reads them
+again, so the workflow validates what ssmflow's loader reads.
+
 Validation runs before any job: at Snakefile parse time and in every CLI command. A bad
-config raises `ConfigError` naming the key, the bad value and what is allowed. Schema
+config raises `ConfigError` naming the key, the bad value and what is allowed. NaN and
+infinity are refused in every checked section, whatever the key's schema says (a NaN passes
+every numeric bound). Schema
 `default`s fill in keys the config leaves out, also through local `$ref`s and inside the
 `if`/`then` branch of an experiment's kind.
 """
@@ -25,7 +31,9 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +57,15 @@ def _with_defaults(cls):
                     instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+    # an integer is an int: JSON Schema also counts 1e4 (10000.0) as one, which would reach
+    # code that needs an int (a step count, a shape) as a float
+    types = cls.TYPE_CHECKER.redefine("integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool))
+    return jsonschema.validators.extend(cls, {"properties": set_defaults}, type_checker=types)
 
 
-#: the validator: JSON Schema 2020-12 that also fills in `default`s. The `properties` of an
-#: `if`/`then` branch run only when its `if` holds, so a kind's defaults fill only its experiments.
+#: the validator: JSON Schema 2020-12 that also fills in `default`s and takes only ints as
+#: integers. The `properties` of an `if`/`then` branch run only when its `if` holds, so a
+#: kind's defaults fill only its experiments.
 Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
@@ -76,6 +88,8 @@ def _allowed(err: jsonschema.ValidationError) -> str:
             return f"a value of type {val}"
         case "minimum" | "exclusiveMinimum" | "maximum" | "exclusiveMaximum" | "multipleOf":
             return _number(err.schema)
+        case "minItems" if val == 1:
+            return "a non-empty list"
         case "minItems" | "maxItems":
             return f"a list with {'at least' if v == 'minItems' else 'at most'} {val} items"
         case "minProperties":
@@ -117,14 +131,88 @@ def format_error(err: jsonschema.ValidationError) -> str:
     if err.validator == "required":
         missing = [k for k in err.validator_value if k not in err.instance]
         return f"config key {where}: missing key(s) {missing}{ctx}; required: {list(err.validator_value)}."
-    return f"config key {where}: got {err.instance!r}; allowed: {_allowed(err)}{ctx}."
+    return f"config key {where}: got {err.instance!r}; allowed: {_allowed(err)}{ctx}{_why_not_a_number(err)}."
+
+
+def _why_not_a_number(err: jsonschema.ValidationError) -> str:
+    """Why a value that reads as a number is not one, for a type error ('' otherwise)."""
+    wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+    if err.validator != "type" or not {"number", "integer"} & set(wanted):
+        return ""
+    if isinstance(err.instance, float) and "integer" in wanted:
+        spelled = f": write {int(err.instance)}" if err.instance.is_integer() else ""
+        return f"; {err.instance!r} is a float{spelled}"
+    if isinstance(err.instance, str):
+        try:
+            float(err.instance)
+        except ValueError:
+            return ""
+        return f"; {err.instance!r} is a string, not a number: quoted in the file, or nested YAML of `snakemake --config` (read as text)"
+    return ""
+
+
+#: a YAML 1.2 float with an exponent. YAML 1.1 (PyYAML, and Snakemake's loader) needs a
+#: dot and a signed exponent, so it reads `1e-3`, `1E5` and `1.0e3` as strings; 1.2 reads
+#: them as numbers, as a person writing a config means them.
+YAML12_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+
+
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader (libyaml's where built in) for config and schema files, with the
+    floats of YAML 1.2 (`YAML12_EXPONENT_FLOAT`) and with a duplicate key in a mapping
+    refused (YAML 1.1 keeps the last value without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}): give each key once", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+Loader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT, list("-+0123456789."))
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML (or JSON) config file read with `Loader`.
+
+    **Raises:** `ConfigError` naming the file, and the line and column of a syntax error or
+    of a duplicate key.
+    """
+    try:
+        with open(path) as f:
+            return yaml.load(f, Loader=Loader)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist.") from None
+    except yaml.MarkedYAMLError as err:
+        if err.problem_mark is None:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        mark = err.problem_mark
+        ctx = f" ({err.context} at line {err.context_mark.line + 1})" if err.context and err.context_mark else ""
+        raise ConfigError(f"config file {path}, line {mark.line + 1}, column {mark.column + 1}: {err.problem}{ctx}.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+
+
+def check_file(path: str | Path) -> None:
+    """Refuse a config file that exists but is not valid YAML or repeats a key (`load_yaml`):
+    the Snakefile's check of its `configfile:` before Snakemake reads it, whose own error
+    names neither the file nor the line. A missing file passes (`--configfile` may replace it).
+    """
+    if Path(path).is_file():
+        load_yaml(path)
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    """A schema file as a dict (a fresh copy each call; libyaml's safe loader where built in:
+    """A schema file as a dict (a fresh copy each call; `Loader` is libyaml's where built in:
     every Snakemake start reads the schemas)."""
     with open(path) as f:
-        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(f, Loader=Loader)
 
 
 def _pointer(doc: dict, ref: str) -> Any:
@@ -218,7 +306,7 @@ def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict
     **Returns:** a completed deep copy of `config` (sections of studies not in `studies` as given).
     **Raises:** `ConfigError` listing every problem.
     """
-    from ssmflow.study import get
+    from ssmflow.study import get, registry
 
     cfg = copy.deepcopy(dict(config))
     schema = schema_for(cfg, schema_path)
@@ -226,12 +314,32 @@ def validate(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict
     # `allOf` wrappers can report the same problem twice; keep the first of each message
     lines = list(dict.fromkeys(_leaf(e) for e in errors))
     failed = {e.absolute_path[0] for e in errors if e.absolute_path}
+    # a NaN passes every bound of a schema (each comparison with it is false): refuse
+    # non-finite numbers wherever the schema checks, i.e. outside sections not in `studies`
+    unchecked = set(registry()) - set(enabled_studies(cfg, schema_path))
+    reported = {tuple(e.absolute_path) for e in errors}
+    for path, value in _non_finite({k: v for k, v in cfg.items() if k not in unchecked}):
+        if path not in reported:
+                lines.append(f"config key {key_path(path)}: got {value!r}; allowed: a finite number (NaN and infinity are never valid).")
+        failed.add(path[0])
     for study in enabled_studies(cfg, schema_path):
         if study in cfg and study not in failed:  # cross-key checks read a complete, schema-valid section
             lines += get(study).check_config(cfg[study])
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     return cfg
+
+
+def _non_finite(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """(key path, value) of every NaN or infinite float in a nested config."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, (*path, i))
 
 
 def _leaf(err: jsonschema.ValidationError) -> str:
@@ -241,10 +349,43 @@ def _leaf(err: jsonschema.ValidationError) -> str:
 
 
 def load(path: str | Path) -> dict:
-    """Read a YAML config file and validate it."""
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    """Read a YAML config file (`load_yaml`) and validate it."""
+    raw = load_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of config keys; got {type(raw).__name__} {raw!r}.")
     return validate(raw)
+
+
+def snakemake_config(config: Mapping[str, Any], files: Iterable[str | Path]) -> dict:
+    """The config Snakemake composed, as ssmflow reads its files.
+
+    Snakemake reads each config file itself (`configfile:` and `--configfile`, listed as
+    `workflow.configfiles`) with PyYAML's YAML 1.1 loader, which keeps the last value of a
+    duplicate key and reads `1e-3` as a string. Each of `files` is read again with
+    `load_yaml` (so a duplicate key or a syntax error is refused, naming file and line),
+    and where `config` holds a string that such a file reads as a YAML 1.2 number at the
+    same key, the number replaces it.
+
+    **Returns:** a deep copy of `config`, its numbers fixed.
+    """
+    out = copy.deepcopy(dict(config))
+    for path in files:
+        out = _numbers_from(out, load_yaml(path))
+    return out
+
+
+def _numbers_from(node: Any, doc: Any) -> Any:
+    """`node` with each string that `doc` holds as a float at the same place, where the
+    string is that float's YAML 1.2 spelling, replaced by the float."""
+    if isinstance(node, dict) and isinstance(doc, dict):
+        return {key: _numbers_from(value, doc[key]) if key in doc else value for key, value in node.items()}
+    if isinstance(node, list) and isinstance(doc, list) and len(node) == len(doc):
+        return [_numbers_from(a, b) for a, b in zip(node, doc, strict=True)]
+    if isinstance(node, str) and isinstance(doc, float) and YAML12_EXPONENT_FLOAT.match(node) and float(node) == doc:
+        return doc
+    return node
 
 
 def digest(obj: Any) -> str:

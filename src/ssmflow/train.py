@@ -15,8 +15,9 @@ A study supplies four pure functions:
   crossing step is detected online (for example p >= p*/2).
 
 and `optimizer_fn(run) -> optax.GradientTransformation` (default: plain GD with
-`run["lam"]`). The engine records divergence (non-finite loss) as data
-(`diverged_at`), freezes the diverged run and lets its neighbours go on.
+`run["lam"]`). The engine records divergence (non-finite loss, at any step and in the
+state after a run's last update) as data (`diverged_at`), freezes the diverged run, lets
+its neighbours go on and says in the log how many runs diverged.
 
 **Preemption-safe checkpoints.** With a checkpoint path (the `checkpoint=` argument,
 or an enclosing `with checkpointing(path, every_s):` as `ssmflow train` sets up), the
@@ -99,7 +100,14 @@ def record_steps(times: np.ndarray, lam: np.ndarray, t_end: np.ndarray) -> np.nd
 
     **Arguments:** `times` (step,), `lam` and `t_end` (run,).
     **Returns:** int64 array (run, step).
+    **Raises:** `ValueError` if a run's `lam` is not finite and positive or its `t_end` is
+    NaN (it would have no step to train, silently).
     """
+    bad = ~(np.isfinite(lam) & (lam > 0)) | np.isnan(t_end)
+    if bad.any():
+        runs = np.flatnonzero(bad)
+        raise ValueError(f"`lam` must be finite and > 0 and `t_end` not NaN; runs {runs.tolist()} have "
+                         f"lam={lam[runs].tolist()}, t_end={t_end[runs].tolist()}.")
     ks = np.rint(times[None, :] / lam[:, None]).astype(np.int64)
     return np.where(times[None, :] <= t_end[:, None], ks, NO_STEP)
 
@@ -110,7 +118,8 @@ class TrainResult:
 
     `records[name]` has shape (run, record, ...) where records follow the columns of
     the `steps` array given to `train_ensemble` (NaN where not recorded);
-    `diverged_at` (run,) is the first step with a non-finite loss or NO_STEP;
+    `diverged_at` (run,) is the first step with a non-finite loss, counting the loss of
+    the final state as step last + 1, or NO_STEP;
     `events[name]` (run,) is the first step at which that event held, or NO_STEP;
     `final_params` is the trained pytree (leading run axis); `steps_per_second` is the
     measured throughput of the compiled loop (model steps of the whole ensemble);
@@ -204,6 +213,13 @@ def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_st
         c1, _ = jax.lax.scan(step, c0, None, length=chunk_steps)
         model = eqx.combine(c1.pop("params"), static)
         c1["model"] = model
+        # no step evaluates the state after a run's last update: once the run is done, its
+        # final loss (step last_step + 1) is checked here, so an update that blows the
+        # state up with no step left (a huge rate, a one-step schedule) counts as divergence
+        k_final = run["last_step"] + 1
+        key = jax.random.fold_in(jax.random.wrap_key_data(run["key"]), k_final)
+        blew_up = (c1["k"] >= k_final) & (c1["diverged_at"] == NO_STEP) & ~jnp.isfinite(loss_fn(model, run, key))
+        c1["diverged_at"] = jnp.where(blew_up, k_final, c1["diverged_at"])
         return c1
 
     if batching == "vmap":
@@ -477,7 +493,8 @@ def train_ensemble(
 
     def save(reason: str) -> None:
         t = time.perf_counter()
-        save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=done, n_total=n_total)
+        # `done` counts whole chunks and overshoots the last one; the header keeps the real step
+        save_checkpoint(checkpoint, carry, digest=ckpt_digest, done=min(done, n_total), n_total=n_total)
         logger.info("checkpoint at step %d/%d (%s, %.2f s): %s", min(done, n_total), n_total, reason, time.perf_counter() - t, checkpoint)
 
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
@@ -514,6 +531,10 @@ def train_ensemble(
     if checkpoint is not None and chunks_run > 0 and time.perf_counter() - t_start >= every_s:
         save("finished")  # a job killed before its results are stored need not train again
     logger.info("ran %d chunks of %d steps in this process (resumed at step %d)", chunks_run, chunk_steps, resumed_at)
+    diverged_at = np.asarray(carry["diverged_at"])
+    if (diverged_at >= 0).any():
+        logger.warning("%d/%d runs diverged (non-finite loss), first at steps %s; each is frozen there and stored "
+                       "with its `diverged_at` step", int((diverged_at >= 0).sum()), n_runs, sorted(set(diverged_at[diverged_at >= 0].tolist())))
     steady_chunks = max(chunks_run - 1, 0)
     ENGINE_SECONDS["first_chunk"] += first_s
     ENGINE_SECONDS["chunks"] += compute_s
@@ -530,7 +551,7 @@ def train_ensemble(
         records[name] = np.where(mask, np.nan, out)
     return TrainResult(
         records=records,
-        diverged_at=np.asarray(carry["diverged_at"]),
+        diverged_at=diverged_at,
         events={n: np.asarray(v) for n, v in carry["events"].items()},
         final_params=carry["model"],
         steps_per_second=sps,

@@ -10,8 +10,10 @@ from ssmflow import config as ssm_config
 from ssmflow import grid as ssm_grid
 from ssmflow import study as ssm_study
 
+# Snakemake read the config files with YAML 1.1 (`1e-3` is a string there, a duplicate key
+# keeps its last value): ssmflow reads them again before validating (snakemake_config)
 try:
-    VALID = ssm_config.validate(config)
+    VALID = ssm_config.validate(ssm_config.snakemake_config(config, workflow.configfiles))
 except ssm_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 

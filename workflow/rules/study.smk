@@ -60,7 +60,7 @@ for _decl in STUDIES.values():
         params:
             spec=shard_spec(_s),
             data=train_args(_s),
-            cache=config["compile_cache"],
+            cache=VALID["compile_cache"],
             study=_s,
         log:
             f"results/logs/{_s}/{{exp}}/train_{{shard}}.log",

@@ -25,7 +25,7 @@ from ssmflow.studies.dynamics import CATEGORICAL
 from ssmflow.studies.dynamics import runs as rn
 from ssmflow.studies.dynamics import theory as th
 from ssmflow.studies.dynamics.data import DATA_COORDS, data_dataset, shard_sequences
-from ssmflow.studies.dynamics.model import LinearSSM, cross_spectra, spectral_loss_from_spectra, time_loss
+from ssmflow.studies.dynamics.model import LinearSSM, bin_fit, spectral_loss_from_fit, time_loss
 from ssmflow.studies.dynamics.stats import empirical_stats
 
 log = logging.getLogger("ssmflow.dynamics")
@@ -110,8 +110,8 @@ def train_shard(spec: dict, data: xr.Dataset | None = None, *, chunk_steps: int 
     runs = dict(key=keys, lam=jnp.asarray(host["lam"]), poles=poles, b0=jnp.asarray(host["b0"]),
                 c0=jnp.asarray(host["c0"]), p_star=jnp.asarray(p_star))
     if conv == "circular":
-        s_uu, s_yu, s_yy = jax.jit(lambda *a: jax.lax.map(lambda x: cross_spectra(jnp.fft.rfft(x[0]), jnp.fft.rfft(x[1])), a))(u, y)
-        runs.update(s_uu=s_uu, s_yu=s_yu, s_yy=s_yy)
+        s_uu, fit_g, fit_r = jax.jit(lambda *a: jax.lax.map(lambda x: bin_fit(jnp.fft.rfft(x[0]), jnp.fft.rfft(x[1])), a))(u, y)
+        runs.update(s_uu=s_uu, fit_g=fit_g, fit_r=fit_r)
     else:
         runs.update(u=u, y=y)
     del u, y
@@ -124,7 +124,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None, *, chunk_steps: int 
     def loss_fn(model, run, key):
         del key  # full-batch GD: no randomness per step
         if conv == "circular":
-            return spectral_loss_from_spectra(model, run["s_uu"], run["s_yu"], run["s_yy"], length)
+            return spectral_loss_from_fit(model, run["s_uu"], run["fit_g"], run["fit_r"], length)
         return time_loss(model, run["u"], run["y"])
 
     def observe_fn(model, run):
@@ -212,13 +212,13 @@ def model_step_fn(spec: dict, data: xr.Dataset | None = None):
     conv = table.coords["conv"][0]
     length = spec["common"]["data"]["length"]
     keys, u, y = make_data(spec, table, data)
-    s_uu, s_yu, s_yy = cross_spectra(jnp.fft.rfft(u[0]), jnp.fft.rfft(y[0]))
+    s_uu, fit_g, fit_r = bin_fit(jnp.fft.rfft(u[0]), jnp.fft.rfft(y[0]))
     lam = jnp.asarray(host["lam"][0])
     model = LinearSSM(a=jnp.asarray(host["poles"][0]), b=jnp.asarray(host["b0"][0]), c=jnp.asarray(host["c0"][0]), conv=conv, train_a=False)
 
     @eqx.filter_jit
     def step(m):
-        loss, g = eqx.filter_value_and_grad(lambda mm: spectral_loss_from_spectra(mm, s_uu, s_yu, s_yy, length))(m)
+        loss, g = eqx.filter_value_and_grad(lambda mm: spectral_loss_from_fit(mm, s_uu, fit_g, fit_r, length))(m)
         return jax.tree.map(lambda p, gp: p - lam * gp, m, g), loss
 
     return step, model

@@ -89,25 +89,33 @@ def spectral_loss(model: LinearSSM, uf, yf, length: int) -> Float[Array, ""]:
     return 0.5 * jnp.sum(rfft_weights(length) * jnp.mean(power, axis=0)) / length**2
 
 
-def cross_spectra(uf, yf):
-    """Per-bin averages over sequences: S_uu = <|U|^2>, S_yu = <Y conj(U)>, S_yy = <|Y|^2>.
+def bin_fit(uf, yf):
+    """Per-bin least-squares fit Y = G U over the sequences, what the circular loss needs.
+
+    S_uu = <|U|^2>, the filter G = <Y conj(U)> / S_uu and the residual power
+    R = <|Y - G U|^2> (a bin without input power has G = 0, R = <|Y|^2>).
 
     **Arguments:** `uf`, `yf` (P, L//2+1) = rfft of u, y.
-    **Returns:** three arrays (L//2+1,), S_yu complex.
+    **Returns:** three arrays (L//2+1,): `s_uu`, `g` (complex), `r`.
     """
     s_uu = jnp.mean(jnp.real(uf) ** 2 + jnp.imag(uf) ** 2, axis=0)
     s_yu = jnp.mean(yf * jnp.conj(uf), axis=0)
-    s_yy = jnp.mean(jnp.real(yf) ** 2 + jnp.imag(yf) ** 2, axis=0)
-    return s_uu, s_yu, s_yy
+    powered = s_uu > 0
+    g = jnp.where(powered, s_yu / jnp.where(powered, s_uu, 1.0), 0.0)
+    resid = yf - g[None] * uf
+    r = jnp.mean(jnp.real(resid) ** 2 + jnp.imag(resid) ** 2, axis=0)
+    return s_uu, g, r
 
 
-def spectral_loss_from_spectra(model: LinearSSM, s_uu, s_yu, s_yy, length: int) -> Float[Array, ""]:
+def spectral_loss_from_fit(model: LinearSSM, s_uu, g, r, length: int) -> Float[Array, ""]:
     """`spectral_loss` with the mean over sequences taken first (same value, P times cheaper).
 
-    (1/(2L^2)) sum_k w_k [S_yy - 2 Re(conj(H) S_yu) + |H|^2 S_uu]: the average of
-    |Y - H U|^2 over sequences expanded, since H does not depend on the sequence.
+    (1/(2L^2)) sum_k w_k [S_uu |H - G|^2 + R] with `bin_fit`'s S_uu, G, R: the average of
+    |Y - H U|^2 over sequences, since H does not depend on the sequence and the cross term
+    <(Y - G U) conj(U)> is zero by the choice of G. Every term is >= 0, so rounding cannot
+    take the loss below zero (the expanded S_yy - 2 Re(conj(H) S_yu) + |H|^2 S_uu reached
+    -1e-17 at a noiseless teacher's optimum).
     """
-    h = model.transfer(length)
-    hr, hi = jnp.real(h), jnp.imag(h)
-    per_bin = s_yy - 2 * (hr * jnp.real(s_yu) + hi * jnp.imag(s_yu)) + (hr**2 + hi**2) * s_uu
+    d = model.transfer(length) - g
+    per_bin = s_uu * (jnp.real(d) ** 2 + jnp.imag(d) ** 2) + r
     return 0.5 * jnp.sum(rfft_weights(length) * per_bin) / length**2
