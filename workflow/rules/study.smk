@@ -23,7 +23,7 @@ for _decl in STUDIES.values():
                 f"results/logs/{_s}/checks.log",
             params:
                 study=_s,
-                cache=config["compile_cache"],
+                cache=VALID["compile_cache"],
             localrule: True
             shell:
                 "ssmflow checks --study {params.study} --out {output} --cache {params.cache:q} > {log} 2>&1"
@@ -41,7 +41,7 @@ for _decl in STUDIES.values():
                 directory(f"results/{_s}/{{exp}}/data.zarr"),
             params:
                 spec=data_spec(_s),
-                cache=config["compile_cache"],
+                cache=VALID["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/data.log",
             threads: 1
@@ -112,7 +112,7 @@ for _decl in STUDIES.values():
                 study=_s,
                 stage=_stage.name,
                 args=stage_args(_stage),
-                cache=config["compile_cache"],
+                cache=VALID["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
             localrule: True
@@ -133,7 +133,7 @@ for _decl in STUDIES.values():
                 spec=section_spec(_s, _store.config_key),
                 study=_s,
                 store=_store.name,
-                cache=config["compile_cache"],
+                cache=VALID["compile_cache"],
             log:
                 f"results/logs/{_s}/{_store.name}.log",
             localrule: True
