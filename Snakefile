@@ -5,7 +5,13 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
-configfile: "config/config.yaml"
+# The config is one whole file: config/config.yaml, or the file given with --configfile
+# (then config/config.yaml is not read at all: Snakemake would deep-merge the two, so a
+# config with one experiment would also run every default one). `--config KEY=VALUE`
+# still overrides single keys of whichever file is in effect.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -35,6 +35,14 @@ from ssmflow import study as study_contract
 
 log = logging.getLogger("ssmflow")
 
+#: the attr of a data or shard store that holds the job spec it ran, as JSON: every config
+#: value the store depends on (its `config_digest` is the digest of this spec)
+JOB_SPEC_ATTR = "job_spec"
+
+
+def _record_spec(ds, spec: dict) -> None:
+    ds.attrs[JOB_SPEC_ATTR] = json.dumps(spec, sort_keys=True)
+
 
 def _setup(precision: str | None = None, cache: str | None = None) -> None:
     from ssmflow import train
@@ -100,6 +108,7 @@ def cmd_data(a) -> int:
     decl = study_contract.get(spec["study"])
     _setup(spec["common"].get("precision"))
     ds = decl.module(decl.data).data_dataset(spec)
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=ds.attrs.get("whole_dims", decl.whole_dims))
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
@@ -132,6 +141,7 @@ def cmd_train(a) -> int:
 
             ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
     t_trained = time.perf_counter()
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=decl.whole_dims)
     if a.reuse != "none":
         reuse.keep(spec, a.out, code, root=Path(a.reuse))
