@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import signal
 import subprocess
@@ -142,6 +143,29 @@ def test_a_configfile_is_the_whole_config(tmp_path):
     assert both["dynamics_gather"] == 2 and both["dynamics_train"] == 3, both
     out = smk(proj, "-n", "-p", "--configfile", "mine.yaml", "--config", "compile_cache=elsewhere").stdout
     assert "--cache elsewhere" in out and '"seeds": 3' in out, out[-2000:]
+
+
+def test_a_store_that_no_longer_matches_its_config_reruns_without_snakemake_metadata(tmp_path):
+    """With `.snakemake/metadata` gone (results copied, a new clone), a changed training or
+    data setting still reruns its root job and what follows it (ssmflow.freshness), and a
+    config that matches the stores again schedules nothing."""
+    import shutil
+
+    cfg = tiny_config(F1=tiny_config()["dynamics"]["experiments"]["F1"])
+    proj = make_project(tmp_path, cfg)
+    smk(proj)
+    shutil.rmtree(proj / ".snakemake/metadata")
+    assert scheduled(proj) == {}
+    original = (proj / "config/config.yaml").read_text()
+    changed = copy.deepcopy(cfg)
+    changed["dynamics"]["experiments"]["F1"]["axes"]["kappa"] = [0.03]
+    jobs = scheduled_after_edit(proj, "config/config.yaml", yaml.safe_dump(changed, sort_keys=False))
+    assert jobs.get("dynamics_train") == 1 and "dynamics_data" not in jobs and jobs.get("dynamics_figure") == 1, jobs
+    changed = copy.deepcopy(cfg)
+    changed["dynamics"]["data"]["n_seq"] = 9
+    jobs = scheduled_after_edit(proj, "config/config.yaml", yaml.safe_dump(changed, sort_keys=False))
+    assert jobs.get("dynamics_data") == 1 and jobs.get("dynamics_train") == 1, jobs
+    assert (proj / "config/config.yaml").read_text() == original and scheduled(proj) == {}
 
 
 def test_complete_run_schedules_nothing(tiny):

@@ -30,18 +30,17 @@ from pathlib import Path
 
 import ssmflow
 from ssmflow import config as cfgmod
+from ssmflow import freshness
 from ssmflow import grid
 from ssmflow import study as study_contract
 
 log = logging.getLogger("ssmflow")
 
-#: the attr of a data or shard store that holds the job spec it ran, as JSON: every config
-#: value the store depends on (its `config_digest` is the digest of this spec)
-JOB_SPEC_ATTR = "job_spec"
-
 
 def _record_spec(ds, spec: dict) -> None:
-    ds.attrs[JOB_SPEC_ATTR] = json.dumps(spec, sort_keys=True)
+    """Record in a root store (data, shard, study store) the job spec it ran: every config
+    value it depends on (`ssmflow.freshness`: a store that no longer matches is rerun)."""
+    ds.attrs[freshness.JOB_SPEC_ATTR] = freshness.spec_json(spec)
 
 
 def _setup(precision: str | None = None, cache: str | None = None) -> None:
@@ -229,6 +228,7 @@ def cmd_study_store(a) -> int:
     _setup(st.precision)
     ds = getattr(decl.module(st.module), st.function)(spec)
     ds.attrs.update(store.provenance(cfgmod.digest(spec), st.precision, study=decl.name, experiment=st.name))
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=st.whole_dims or decl.whole_dims)
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0

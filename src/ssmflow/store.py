@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 import ssmflow
+from ssmflow.freshness import JOB_SPEC_ATTR
 
 MAX_CHUNK_BYTES = 16 * 2**20
 TMP_MARK = ".tmp-"
@@ -154,7 +155,7 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
     combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", data_vars="all", coords="different", join="outer", compat="no_conflicts")
     # per-job facts (time, throughput, which seeds the job reused: ssmflow.reuse) stay in the shards
     for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps", "reused_seeds", "reused_seeds_batching",
-                "job_spec"):
+                JOB_SPEC_ATTR):
         combined.attrs.pop(key, None)
     combined.attrs.update(
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -162,6 +163,6 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
         shard_digests=shard_digests,
         shards=[p.name for p in paths],
         slurm_job_ids=[str(p.attrs.get("slurm_job_id", "")) for p in parts],
-        job_specs=[str(p.attrs.get("job_spec", "")) for p in parts],  # the config each shard ran (cli.JOB_SPEC_ATTR)
+        job_specs=[str(p.attrs.get(JOB_SPEC_ATTR, "")) for p in parts],  # the config each shard ran
     )
     return combined
