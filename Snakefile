@@ -7,14 +7,18 @@ from ssmflow.config import ConfigError, check_file
 
 min_version("9.19")
 
-# Snakemake's own YAML error names neither the file nor the line: check the file first
-try:
-    check_file("config/config.yaml")
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+# The config is one whole file: config/config.yaml, or the file given with --configfile
+# (then config/config.yaml is not read at all: Snakemake would deep-merge the two, so a
+# config with one experiment would also run every default one). `--config KEY=VALUE`
+# still overrides single keys of whichever file is in effect.
+if not workflow.overwrite_configfiles:
+    # Snakemake's own YAML error names neither the file nor the line: check the file first
+    try:
+        check_file("config/config.yaml")
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
-
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

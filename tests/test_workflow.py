@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import signal
 import subprocess
@@ -22,9 +23,9 @@ pytestmark = pytest.mark.workflow
 SMK = [sys.executable, "-m", "snakemake"]
 
 
-def scheduled(proj: Path) -> dict[str, int]:
-    """rule -> number of jobs a dry run schedules."""
-    out = smk(proj, "-n").stdout
+def scheduled(proj: Path, *args: str) -> dict[str, int]:
+    """rule -> number of jobs a dry run (with Snakemake arguments `args`) schedules."""
+    out = smk(proj, "-n", *args).stdout
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:")[1].split("total")[0]
@@ -110,6 +111,61 @@ def test_metrics_files(tiny):
     assert {"max_rel_err_p", "max_rel_err_map", "t_half", "t_half_th", "t_half_rel_err"} <= set(m.columns)
     assert (m.max_rel_err_map < 1e-10).all()
     assert (m.t_half_rel_err < 0.05).all()
+
+
+def test_stores_record_the_config_they_ran(tiny):
+    """Each shard store holds the job spec it ran (whose digest is its `config_digest`), the
+    spec the config expands to; the gathered store lists them."""
+    import json
+
+    from ssmflow import config as cfgmod
+    from ssmflow import grid
+
+    specs = {s.name: s.spec for s in grid.expand(cfgmod.load(tiny / "config/config.yaml"), "dynamics")["F3"]}
+    for name, spec in specs.items():
+        attrs = store.open_store(tiny / f"results/dynamics/F3/shards/{name}.zarr").attrs
+        assert json.loads(attrs["job_spec"]) == spec and attrs["config_digest"] == cfgmod.digest(spec)
+    gathered = store.open_store(tiny / "results/dynamics/F3/trajectories.zarr").attrs
+    assert sorted(json.loads(s)["shard"] for s in gathered["job_specs"]) == sorted(specs)
+
+
+def test_a_configfile_is_the_whole_config(tmp_path):
+    """`--configfile` replaces config/config.yaml (no deep merge: a config with one
+    experiment runs that experiment only, and inherits no value of the default file);
+    `--config KEY=VALUE` still overrides a key of the file in effect."""
+    proj = make_project(tmp_path, tiny_config())  # config/config.yaml: F1 and F3
+    user = tiny_config(F1=tiny_config()["dynamics"]["experiments"]["F1"])
+    user["dynamics"]["seeds"] = 3
+    (proj / "mine.yaml").write_text(yaml.safe_dump(user, sort_keys=False))
+    jobs = scheduled(proj, "--configfile", "mine.yaml")
+    assert jobs["dynamics_gather"] == 1 and jobs["dynamics_train"] == 1, jobs  # F1 only: not F3 of config.yaml
+    both = scheduled(proj)
+    assert both["dynamics_gather"] == 2 and both["dynamics_train"] == 3, both
+    out = smk(proj, "-n", "-p", "--configfile", "mine.yaml", "--config", "compile_cache=elsewhere").stdout
+    assert "--cache elsewhere" in out and '"seeds": 3' in out, out[-2000:]
+
+
+def test_a_store_that_no_longer_matches_its_config_reruns_without_snakemake_metadata(tmp_path):
+    """With `.snakemake/metadata` gone (results copied, a new clone), a changed training or
+    data setting still reruns its root job and what follows it (ssmflow.freshness), and a
+    config that matches the stores again schedules nothing."""
+    import shutil
+
+    cfg = tiny_config(F1=tiny_config()["dynamics"]["experiments"]["F1"])
+    proj = make_project(tmp_path, cfg)
+    smk(proj)
+    shutil.rmtree(proj / ".snakemake/metadata")
+    assert scheduled(proj) == {}
+    original = (proj / "config/config.yaml").read_text()
+    changed = copy.deepcopy(cfg)
+    changed["dynamics"]["experiments"]["F1"]["axes"]["kappa"] = [0.03]
+    jobs = scheduled_after_edit(proj, "config/config.yaml", yaml.safe_dump(changed, sort_keys=False))
+    assert jobs.get("dynamics_train") == 1 and "dynamics_data" not in jobs and jobs.get("dynamics_figure") == 1, jobs
+    changed = copy.deepcopy(cfg)
+    changed["dynamics"]["data"]["n_seq"] = 9
+    jobs = scheduled_after_edit(proj, "config/config.yaml", yaml.safe_dump(changed, sort_keys=False))
+    assert jobs.get("dynamics_data") == 1 and jobs.get("dynamics_train") == 1, jobs
+    assert (proj / "config/config.yaml").read_text() == original and scheduled(proj) == {}
 
 
 def test_complete_run_schedules_nothing(tiny):

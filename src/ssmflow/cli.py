@@ -31,10 +31,17 @@ from pathlib import Path
 
 import ssmflow
 from ssmflow import config as cfgmod
+from ssmflow import freshness
 from ssmflow import grid
 from ssmflow import study as study_contract
 
 log = logging.getLogger("ssmflow")
+
+
+def _record_spec(ds, spec: dict) -> None:
+    """Record in a root store (data, shard, study store) the job spec it ran: every config
+    value it depends on (`ssmflow.freshness`: a store that no longer matches is rerun)."""
+    ds.attrs[freshness.JOB_SPEC_ATTR] = freshness.spec_json(spec)
 
 
 def enable_compilation_cache(path: str | os.PathLike | None) -> None:
@@ -123,6 +130,7 @@ def cmd_data(a) -> int:
     decl = study_contract.get(spec["study"])
     _setup(spec["common"].get("precision"), a.cache)
     ds = decl.module(decl.data).data_dataset(spec)
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=ds.attrs.get("whole_dims", decl.whole_dims))
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
@@ -155,6 +163,7 @@ def cmd_train(a) -> int:
 
             ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
     t_trained = time.perf_counter()
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=decl.whole_dims)
     if a.reuse != "none":
         reuse.keep(spec, a.out, code, root=Path(a.reuse))
@@ -243,6 +252,7 @@ def cmd_study_store(a) -> int:
     _setup(st.precision, a.cache)
     ds = getattr(decl.module(st.module), st.function)(spec)
     ds.attrs.update(store.provenance(cfgmod.digest(spec), st.precision, study=decl.name, experiment=st.name))
+    _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=st.whole_dims or decl.whole_dims)
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0

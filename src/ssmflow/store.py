@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 import ssmflow
+from ssmflow.freshness import JOB_SPEC_ATTR
 
 MAX_CHUNK_BYTES = 16 * 2**20
 TMP_MARK = ".tmp-"
@@ -140,7 +141,8 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
 
     Ragged dims in `pad_dims` (e.g. 'state') are NaN-padded to the largest shard, with
     integer coords 0..n-1. Attrs common to all shards are kept; the gathered store's
-    `config_digest` is a digest of the shards' own digests (listed in `shard_digests`).
+    `config_digest` is a digest of the shards' own digests (listed in `shard_digests`), and
+    `job_specs` lists the job spec (the config) each shard ran.
     """
     from ssmflow.config import digest
 
@@ -152,7 +154,8 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
     shard_digests = [str(p.attrs.get("config_digest", "")) for p in parts]
     combined = xr.combine_by_coords(parts, combine_attrs="drop_conflicts", data_vars="all", coords="different", join="outer", compat="no_conflicts")
     # per-job facts (time, throughput, which seeds the job reused: ssmflow.reuse) stay in the shards
-    for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps", "reused_seeds", "reused_seeds_batching"):
+    for key in ("created", "slurm_job_id", "steps_per_second", "wall_seconds", "n_steps", "reused_seeds", "reused_seeds_batching",
+                JOB_SPEC_ATTR):
         combined.attrs.pop(key, None)
     combined.attrs.update(
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -160,5 +163,6 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
         shard_digests=shard_digests,
         shards=[p.name for p in paths],
         slurm_job_ids=[str(p.attrs.get("slurm_job_id", "")) for p in parts],
+        job_specs=[str(p.attrs.get(JOB_SPEC_ATTR, "")) for p in parts],  # the config each shard ran
     )
     return combined

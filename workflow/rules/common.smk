@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from ssmflow import codedeps
 from ssmflow import config as ssm_config
+from ssmflow import freshness
 from ssmflow import grid as ssm_grid
 from ssmflow import study as ssm_study
 
@@ -57,21 +58,40 @@ def data_spec(study):
     return spec
 
 
+def data_guard(study):
+    """input function: the freshness guard of the experiment's data store (ssmflow.freshness)."""
+
+    def inputs(wildcards):
+        return {"fresh": freshness.guard(f"results/{study}/{wildcards.exp}/data.zarr", data_spec(study)(wildcards))}
+
+    return inputs
+
+
+def study_store_guard(study, st):
+    """input function: the freshness guard of a study store (ssmflow.freshness)."""
+
+    def inputs(wildcards):
+        return {"fresh": freshness.guard(f"results/{study}/{st.file}", section_spec(study, st.config_key))}
+
+    return inputs
+
+
 def section_spec(study, key):
     """The JSON of one config section of a study (the input of a study store)."""
     return json.dumps(VALID[study][key], sort_keys=True)
 
 
 def train_inputs(study):
-    """input function: a training job's inputs, the identity checks (a gate) and the
-    experiment's data store. Not `ancient`: Snakemake 9 then skips the job's own triggers
+    """input function: a training job's inputs, its freshness guard (ssmflow.freshness), the
+    identity checks (a gate) and the experiment's data store. Not `ancient`: Snakemake 9 then skips the job's own triggers
     (code, params) whenever the gate reruns. A data rerun means the data changed (its params
     are only what it depends on); raising seeds retrains every shard's job, which trains the
     new seeds only (ssmflow.reuse)."""
     decl = STUDIES[study]
 
     def inputs(wildcards):
-        out = {}
+        out = {"fresh": freshness.guard(f"results/{study}/{wildcards.exp}/shards/{wildcards.shard}.zarr",
+                                        get_shard(study, wildcards.exp, wildcards.shard).spec)}
         if decl.checks:
             out["checks"] = f"results/{study}/checks.json"
         if decl.data:

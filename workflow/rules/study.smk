@@ -36,6 +36,7 @@ for _decl in STUDIES.values():
             name:
                 f"{_s}_data"
             input:
+                unpack(data_guard(_s)),
                 code=code(_s, _decl.data),
             output:
                 directory(f"results/{_s}/{{exp}}/data.zarr"),
@@ -126,6 +127,7 @@ for _decl in STUDIES.values():
             name:
                 f"{_s}_{_store.name}"
             input:
+                unpack(study_store_guard(_s, _store)),
                 code=code(_s, _store.module),
             output:
                 directory(f"results/{_s}/{_store.file}"),
