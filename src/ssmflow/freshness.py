@@ -13,7 +13,8 @@ So each root job (data, train, study store) takes a small *guard file* as an inp
   so it is newer than the store and differs from its last content, and Snakemake's mtime
   trigger reruns the job, with or without metadata. Its dependents follow by mtime.
 A store from before this attr existed (no `JOB_SPEC_ATTR`) cannot be judged and is left
-alone. This module is light (no JAX, no xarray): Snakemake imports it at every start.
+alone. Planning (a dry run too) creates the missing guards, empty, so that a job's inputs
+are the same whether or not its store exists yet. This module is light (no JAX, no xarray): Snakemake imports it at every start.
 """
 
 from __future__ import annotations
