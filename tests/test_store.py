@@ -50,3 +50,30 @@ def test_chunk_limit_is_enforced():
     big = xr.Dataset({"x": (("a", "step"), np.zeros((3, 3_000_000)))})
     with pytest.raises(ValueError, match="16 MiB"):
         store.chunk_encoding(big, whole=("a", "step"))
+
+
+def test_open_store_refuses_a_store_that_lacks_a_chunk(tmp_path):
+    path = store.write_atomic(_shard(2, "tied"), tmp_path / "s.zarr", whole=("step",))
+    (path / "p" / "c" / "0" / "0" / "1" / "0").unlink()  # seed 1 of p: zarr would read it as NaN
+    with pytest.raises(OSError, match=r"s\.zarr is incomplete: 'p' lacks 1 chunk\(s\), e\.g\. p/c/0/0/1/0"):
+        store.open_store(path)
+
+
+def test_a_chunk_of_only_fill_values_is_stored(tmp_path):
+    ds = _shard(1, "tied")
+    ds["p"][:, :, 1] = np.nan  # a diverged run: its chunk holds only the fill value
+    path = store.write_atomic(ds, tmp_path / "s.zarr", whole=("step",))
+    assert (path / "p" / "c" / "0" / "0" / "1" / "0").is_file()  # zarr skips such chunks by default
+    assert store.missing_chunks(path) == {}
+    assert np.isnan(store.open_store(path).p.sel(seed=1)).all()
+
+
+def test_gather_command_fails_naming_a_store_that_lacks_a_chunk(tmp_path, capsys):
+    from ssmflow import cli
+
+    shards = [store.write_atomic(_shard(n, "tied"), tmp_path / f"N={n}.zarr") for n in (1, 2)]
+    (shards[1] / "b" / "c" / "0" / "0" / "0" / "1" / "0").unlink()
+    rc = cli.main(["gather", "--study", "dynamics", "--out", str(tmp_path / "all.zarr"), *map(str, shards)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{shards[1]} is incomplete: 'b' lacks 1 chunk(s)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "all.zarr").exists()

@@ -396,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     except cfgmod.ConfigError as e:
         print(e, file=sys.stderr)
         return 2
+    except OSError as e:
+        from ssmflow.store import StoreError  # already imported by the command that raised it
+
+        if not isinstance(e, StoreError):
+            raise
+        print(f"ssmflow {args.cmd}: {e}", file=sys.stderr)  # names the store: no traceback needed
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,11 +3,18 @@
 One writer per store. Every store is written into a temporary sibling directory and
 renamed into place, so a killed job leaves either nothing or a complete store (stale
 temporaries of a dead job are removed by the next write of the same target).
+
+Every chunk is written, also one that holds only the fill value (zarr skips those by
+default), so a complete store holds every chunk its arrays' metadata declares, and
+`open_store` refuses a store that lacks one: zarr would otherwise read a missing chunk
+(a deleted or lost file) as the fill value, NaN for floats, and the loss would pass
+silently into every later stage.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import os
 import shutil
 import subprocess
@@ -25,6 +32,10 @@ from ssmflow.freshness import JOB_SPEC_ATTR
 
 MAX_CHUNK_BYTES = 16 * 2**20
 TMP_MARK = ".tmp-"
+
+
+class StoreError(OSError):
+    """A store that cannot be read or written as ssmflow wrote it; the message names its path."""
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
@@ -115,7 +126,7 @@ def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] =
     for name in ds.variables:
         ds[name].encoding = {}
     try:
-        ds.to_zarr(tmp, mode="w", consolidated=False, encoding=chunk_encoding(ds, whole))
+        ds.to_zarr(tmp, mode="w", consolidated=False, write_empty_chunks=True, encoding=chunk_encoding(ds, whole))
         if path.exists():
             old = path.with_name(path.name + TMP_MARK + "old" + uuid.uuid4().hex[:8])
             os.rename(path, old)
@@ -129,11 +140,45 @@ def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] =
     return path
 
 
+def missing_chunks(path: str | os.PathLike) -> dict[str, list[str]]:
+    """The chunk keys (e.g. 'p/c/1/0') that each array of the store at `path` declares, by its
+    shape and chunk grid, but that are not files of the store; arrays that lack none are left out."""
+    import zarr
+
+    root = Path(path)
+    missing = {}
+    for name, array in zarr.open_group(root, mode="r").arrays():
+        held = {
+            (Path(folder) / f).relative_to(root / name).as_posix()
+            for folder, _, files in os.walk(root / name)
+            for f in files
+        }
+        keys = (array.metadata.encode_chunk_key(c) for c in itertools.product(*map(range, array.cdata_shape)))
+        lacking = [f"{name}/{k}" for k in keys if k not in held]
+        if lacking:
+            missing[name] = lacking
+    return missing
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raise StoreError, naming the store and its arrays, if the store at `path` lacks a chunk."""
+    missing = missing_chunks(path)
+    if missing:
+        arrays = "; ".join(f"{name!r} lacks {len(keys)} chunk(s), e.g. {keys[0]}" for name, keys in missing.items())
+        raise StoreError(
+            f"store {path} is incomplete: {arrays}. Zarr would read the lost chunks as fill values (NaN); "
+            "delete the store and rerun the job that writes it."
+        )
+
+
 def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
-    """Open a store written by ssmflow (lazily, labels as strings)."""
+    """Open a store written by ssmflow (lazily, labels as strings), after checking that it
+    holds every chunk (`check_complete`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return xr.open_zarr(path, consolidated=False, **kw)
+        ds = xr.open_zarr(path, consolidated=False, **kw)
+    check_complete(path)
+    return ds
 
 
 def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> xr.Dataset:
