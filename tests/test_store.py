@@ -67,13 +67,3 @@ def test_a_chunk_of_only_fill_values_is_stored(tmp_path):
     assert store.missing_chunks(path) == {}
     assert np.isnan(store.open_store(path).p.sel(seed=1)).all()
 
-
-def test_gather_command_fails_naming_a_store_that_lacks_a_chunk(tmp_path, capsys):
-    from ssmflow import cli
-
-    shards = [store.write_atomic(_shard(n, "tied"), tmp_path / f"N={n}.zarr") for n in (1, 2)]
-    (shards[1] / "b" / "c" / "0" / "0" / "0" / "1" / "0").unlink()
-    rc = cli.main(["gather", "--study", "dynamics", "--out", str(tmp_path / "all.zarr"), *map(str, shards)])
-    err = capsys.readouterr().err
-    assert rc == 1 and f"{shards[1]} is incomplete: 'b' lacks 1 chunk(s)" in err, err
-    assert "Traceback" not in err and not (tmp_path / "all.zarr").exists()

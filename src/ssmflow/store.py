@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +36,8 @@ TMP_MARK = ".tmp-"
 
 
 class StoreError(OSError):
-    """A store that cannot be read or written as ssmflow wrote it; the message names its path."""
+    """A store that cannot be read as ssmflow wrote it, or an output that cannot be written;
+    the message names the path."""
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
@@ -113,13 +115,32 @@ def _clean_stale(path: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise StoreError, naming `path`, unless a store (or file) can be written at `path`.
+
+    Makes the folder that holds `path` and a temporary sibling in it, as `write_atomic`
+    does, and removes the sibling: a job checks where it will write before its work, not
+    after it.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=path.name + TMP_MARK + "probe", dir=path.parent))
+    except FileExistsError as err:  # mkdir met a file where a folder of the path belongs
+        raise StoreError(f"cannot write {path}: {err.filename} is a file, not a folder") from err
+    except OSError as err:
+        raise StoreError(f"cannot write {path}: {err.strerror or err} ({err.filename or path.parent})") from err
+
+
 def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] = ("step",)) -> Path:
     """Write `ds` as a Zarr v3 store at `path`: into a temporary sibling, then rename.
 
-    An existing store at `path` is replaced only after the new one is complete.
+    An existing store at `path` is replaced only after the new one is complete. An OSError
+    while writing (a full disk, a folder that cannot be written) is raised as a StoreError
+    that names `path`; the temporary is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     _clean_stale(path)
     tmp = path.with_name(path.name + TMP_MARK + uuid.uuid4().hex[:8])
     ds = labels_as_object(ds)
@@ -134,6 +155,9 @@ def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] =
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"writing store {path} failed: {err.strerror or err}") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -374,6 +374,9 @@ def save_checkpoint(path: str | os.PathLike, carry: Any, *, digest: str, done: i
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk: name the checkpoint (a write error has no filename)
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"writing checkpoint failed: {err.strerror}", str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
