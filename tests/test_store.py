@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import ROOT, venv_env
 
 from ssmflow import store
 
@@ -67,3 +74,36 @@ def test_a_chunk_of_only_fill_values_is_stored(tmp_path):
     assert store.missing_chunks(path) == {}
     assert np.isnan(store.open_store(path).p.sel(seed=1)).all()
 
+
+def test_store_opens_without_a_warning_beside_a_snakemake_timestamp(tmp_path):
+    """The README's `xr.open_zarr(path)` under `-W error::RuntimeWarning -W error::UserWarning`,
+    on a store holding the file Snakemake adds to a `directory()` output (tests/test_workflow.py
+    checks the same on stores the workflow made)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("error", UserWarning)
+        path = store.write_atomic(_shard(2, "tied"), tmp_path / "s.zarr")
+        (path / ".snakemake_timestamp").touch()
+        ds = xr.open_zarr(path).load()
+        store.open_store(path).load()
+    assert float(ds.b.sum()) == 20.0
+
+
+def test_provenance_names_the_sources_that_ran_outside_git(tmp_path):
+    """A copy of the package outside any git checkout: `git_commit` is 'unknown', and
+    `source_digest` still names the code, changing with any loaded module's source."""
+    shutil.copytree(ROOT / "src" / "ssmflow", tmp_path / "src" / "ssmflow", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import json; from ssmflow import store; a = store.provenance('d', 'float64'); print(json.dumps([store.__file__, a['git_commit'], a['source_digest']]))"
+    env = {**venv_env(), "PYTHONPATH": str(tmp_path / "src")}
+
+    def attrs() -> list[str]:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return json.loads(res.stdout.splitlines()[-1])
+
+    where, commit, before = attrs()
+    assert where == str(tmp_path / "src" / "ssmflow" / "store.py") and commit == "unknown"
+    assert len(before) == 64 and int(before, 16) >= 0
+    with open(tmp_path / "src" / "ssmflow" / "store.py", "a") as f:
+        f.write("\n# edited\n")
+    assert attrs()[2] != before

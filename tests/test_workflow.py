@@ -86,14 +86,29 @@ def test_trajectory_and_theory_stores(tiny):
         assert {"step", "seed", "N", "param", "p0"} <= set(traj.dims)
         assert {"loss", "p"} <= set(traj.data_vars) and {"loss", "p", "b", "c"} <= set(theory.data_vars)
         assert str(traj.param.values[0]) == "tied" if exp == "F3" else "untied"
-        for key in ("ssmflow_version", "git_commit", "config_digest", "jax_version", "precision", "created"):
+        for key in ("ssmflow_version", "git_commit", "source_digest", "config_digest", "jax_version", "precision", "created"):
             assert traj.attrs[key], key
+            assert theory.attrs[key], key
         assert traj.attrs["precision"] == "float64" and traj.p.dtype == np.float64
         diff = traj.p - theory.p  # same coords, no renaming
         assert diff.sizes == traj.p.sizes and float(np.abs(diff).max()) < 0.2
     f3 = xr.open_zarr(tiny / "results/dynamics/F3/trajectories.zarr")
     assert f3.N.values.tolist() == [1, 2] and f3.sizes["state"] == 2
     assert np.isnan(f3.b.sel(N=1, state=1)).all()  # ragged state axis padded with NaN
+
+
+def test_readme_code_opens_the_stores_without_a_warning(tiny):
+    """README "What you get": stores the workflow made, each holding the `.snakemake_timestamp`
+    Snakemake adds to a `directory()` output, open under -W error (both warnings were raised)."""
+    assert (tiny / "results/dynamics/F1/trajectories.zarr/.snakemake_timestamp").is_file()
+    code = ("import xarray as xr\n"
+            "traj = xr.open_zarr('results/dynamics/F1/trajectories.zarr')\n"
+            "theory = xr.open_zarr('results/dynamics/F1/theory.zarr')\n"
+            "err = (traj.p - theory.p) / theory.p\n"
+            "print(float(abs(err).max()))\n")
+    res = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-W", "error::UserWarning", "-c", code],
+                         cwd=tiny, capture_output=True, text=True, env=venv_env())
+    assert res.returncode == 0 and not res.stderr, res.stderr[-3000:]
 
 
 def test_chunks_are_per_run(tiny):

@@ -4,6 +4,11 @@ One writer per store. Every store is written into a temporary sibling directory 
 renamed into place, so a killed job leaves either nothing or a complete store (stale
 temporaries of a dead job are removed by the next write of the same target).
 
+Every store carries consolidated metadata (the arrays' metadata in the root `zarr.json`),
+so a reader never lists the store's folder: files that are not Zarr's there (Snakemake's
+`.snakemake_timestamp` in each `directory()` output) stay out of the hierarchy it reads,
+and `xr.open_zarr(path)` opens it without a warning.
+
 Every chunk is written, also one that holds only the fill value (zarr skips those by
 default), so a complete store holds every chunk its arrays' metadata declares, and
 `open_store` refuses a store that lacks one: zarr would otherwise read a missing chunk
@@ -52,13 +57,18 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
 
 
 def provenance(config_digest: str, precision: str, **extra: Any) -> dict[str, Any]:
-    """Attrs every store carries: versions, git commit, config digest, precision, time."""
+    """Attrs every store carries: versions, git commit, a digest of the ssmflow sources that
+    ran (`codedeps.loaded_source_digest`: it names the code also outside a git checkout,
+    where `git_commit` is 'unknown'), config digest, precision, time."""
     import jax
     import zarr
+
+    from ssmflow import codedeps
 
     attrs = {
         "ssmflow_version": ssmflow.__version__,
         "git_commit": git_commit(),
+        "source_digest": codedeps.loaded_source_digest(),
         "config_digest": config_digest,
         "jax_version": jax.__version__,
         "zarr_version": zarr.__version__,
@@ -147,7 +157,9 @@ def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] =
     for name in ds.variables:
         ds[name].encoding = {}
     try:
-        ds.to_zarr(tmp, mode="w", consolidated=False, write_empty_chunks=True, encoding=chunk_encoding(ds, whole))
+        with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec (yet): zarr says so
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+            ds.to_zarr(tmp, mode="w", consolidated=True, write_empty_chunks=True, encoding=chunk_encoding(ds, whole))
         if path.exists():
             old = path.with_name(path.name + TMP_MARK + "old" + uuid.uuid4().hex[:8])
             os.rename(path, old)
@@ -197,10 +209,11 @@ def check_complete(path: str | os.PathLike) -> None:
 
 def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
     """Open a store written by ssmflow (lazily, labels as strings), after checking that it
-    holds every chunk (`check_complete`)."""
+    holds every chunk (`check_complete`). Its consolidated metadata lists its arrays, so
+    zarr never lists the folder (a store older than that is read without; no warning)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ds = xr.open_zarr(path, consolidated=False, **kw)
+        ds = xr.open_zarr(path, **kw)
     check_complete(path)
     return ds
 
