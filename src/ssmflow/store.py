@@ -184,11 +184,10 @@ def missing_chunks(path: str | os.PathLike) -> dict[str, list[str]]:
     root = Path(path)
     missing = {}
     for name, array in zarr.open_group(root, mode="r").arrays():
-        held = {
-            (Path(folder) / f).relative_to(root / name).as_posix()
-            for folder, _, files in os.walk(root / name)
-            for f in files
-        }
+        held = set()
+        for folder, _, files in os.walk(root / name):
+            rel = os.path.relpath(folder, root / name).replace(os.sep, "/")
+            held.update(f if rel == "." else f"{rel}/{f}" for f in files)
         keys = (array.metadata.encode_chunk_key(c) for c in itertools.product(*map(range, array.cdata_shape)))
         lacking = [f"{name}/{k}" for k in keys if k not in held]
         if lacking:
