@@ -11,6 +11,9 @@ rule then names explicitly.
 
 Example:
     closure("ssmflow.studies.dynamics.figures")  # [.../ssmflow/__init__.py, .../plots.py, ...]
+
+`loaded_source_digest()` digests the other way round: the ssmflow modules a process has
+imported (what ran), for checkpoints and for the provenance of the stores it writes.
 """
 
 from __future__ import annotations

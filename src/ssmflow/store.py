@@ -209,7 +209,8 @@ def check_complete(path: str | os.PathLike) -> None:
 def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
     """Open a store written by ssmflow (lazily, labels as strings), after checking that it
     holds every chunk (`check_complete`). Its consolidated metadata lists its arrays, so
-    zarr never lists the folder (a store older than that is read without; no warning)."""
+    zarr never lists the folder; a store written without it is read all the same (xarray's
+    fallback warning silenced)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ds = xr.open_zarr(path, **kw)
