@@ -135,11 +135,14 @@ def check_writable(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=path.name + TMP_MARK + "probe", dir=path.parent))
     except FileExistsError as err:  # mkdir met a file where a folder of the path belongs
         raise StoreError(f"cannot write {path}: {err.filename} is a file, not a folder") from err
     except OSError as err:
-        raise StoreError(f"cannot write {path}: {err.strerror or err} ({err.filename or path.parent})") from err
+        raise StoreError(f"cannot write {path}: cannot make the folder {err.filename} ({err.strerror or err})") from err
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=path.name + TMP_MARK + "probe", dir=path.parent))
+    except OSError as err:
+        raise StoreError(f"cannot write {path}: the folder {path.parent} is not writable ({err.strerror or err})") from err
 
 
 def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] = ("step",)) -> Path:
