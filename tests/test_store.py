@@ -47,6 +47,7 @@ def test_string_labels_round_trip_and_gather_pads_ragged_state(tmp_path):
     assert [str(v) for v in ds.param.values] == ["tied", "untied"]
     assert np.isnan(ds.b.sel(N=1, state=2)).all() and (ds.b.sel(N=3) == 1).all()
     assert len(ds.attrs["shard_digests"]) == 4 and ds.attrs["config_digest"]
+    assert ds.attrs["source_digest"] and "shard_source_digests" not in ds.attrs  # one code for every shard
     out = store.write_atomic(ds, tmp_path / "all.zarr", whole=("step", "state", "seed"))
     back = xr.open_zarr(out)
     assert [str(v) for v in back.param.values] == ["tied", "untied"]
@@ -107,3 +108,13 @@ def test_provenance_names_the_sources_that_ran_outside_git(tmp_path):
     with open(tmp_path / "src" / "ssmflow" / "store.py", "a") as f:
         f.write("\n# edited\n")
     assert attrs()[2] != before
+
+
+def test_gather_lists_the_sources_of_shards_that_ran_different_code(tmp_path):
+    paths = []
+    for n, source in ((1, "a"), (2, "b")):
+        ds = _shard(n, "tied")
+        ds.attrs["source_digest"] = source
+        paths.append(store.write_atomic(ds, tmp_path / f"{n}.zarr"))
+    ds = store.gather(paths, pad_dims=("state",))
+    assert "source_digest" not in ds.attrs and ds.attrs["shard_source_digests"] == ["a", "b"]

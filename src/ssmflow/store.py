@@ -226,8 +226,9 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
 
     Ragged dims in `pad_dims` (e.g. 'state') are NaN-padded to the largest shard, with
     integer coords 0..n-1. Attrs common to all shards are kept; the gathered store's
-    `config_digest` is a digest of the shards' own digests (listed in `shard_digests`), and
-    `job_specs` lists the job spec (the config) each shard ran.
+    `config_digest` is a digest of the shards' own digests (listed in `shard_digests`),
+    `job_specs` lists the job spec (the config) each shard ran; shards whose `source_digest`
+    differs are listed in `shard_source_digests`.
     """
     from ssmflow.config import digest
 
@@ -250,4 +251,7 @@ def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> 
         slurm_job_ids=[str(p.attrs.get("slurm_job_id", "")) for p in parts],
         job_specs=[str(p.attrs.get(JOB_SPEC_ATTR, "")) for p in parts],  # the config each shard ran
     )
+    sources = [str(p.attrs.get("source_digest", "")) for p in parts]
+    if len(set(sources)) > 1:  # shards that loaded different code: drop_conflicts dropped it
+        combined.attrs["shard_source_digests"] = sources
     return combined
