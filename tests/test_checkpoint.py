@@ -167,3 +167,17 @@ def test_several_ensembles_in_one_job_get_their_own_checkpoints(tmp_path):
     (path.parent / "c.ckpt.other").write_bytes(b"")
     train.clear_checkpoints(path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["c.ckpt.other"]
+
+
+def test_a_failed_checkpoint_write_names_the_file(tmp_path):
+    import resource
+
+    def full_disk():  # in the child: files stop growing at 200 bytes, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+
+    path = tmp_path / "c.ckpt"
+    code = f"import jax.numpy as jnp; from ssmflow import train; train.save_checkpoint({str(path)!r}, {{'w': jnp.zeros(1000)}}, digest='d', done=0, n_total=1)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=venv_env(), timeout=300, preexec_fn=full_disk)
+    assert res.returncode == 1 and f"writing checkpoint failed: File too large: {str(path)!r}" in res.stderr, res.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []  # the temporary is removed

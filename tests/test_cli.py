@@ -1,16 +1,80 @@
-"""The `ssmflow` command line (cli.py) as the rules run it: a subprocess, its log on stderr."""
+"""The `ssmflow` command line (cli.py) as the rules run it: a subprocess, its log on stderr.
+Commands fail loudly and early: a store that lacks a chunk, an output that cannot be
+written, a full disk, each as one line naming the path (exit 1, no traceback)."""
 
 from __future__ import annotations
 
 import json
 import re
+import resource
+import signal
 import subprocess
 import sys
 
+import numpy as np
+import xarray as xr
 from conftest import tiny_config, venv_env
 
+from ssmflow import cli, grid, store, study
 from ssmflow import config as cfgmod
-from ssmflow import grid, study
+
+SSMFLOW = [sys.executable, "-m", "ssmflow.cli"]
+
+
+def _shard(n: int) -> xr.Dataset:
+    ds = xr.Dataset(
+        {"p": (("N", "param", "seed", "step"), np.ones((1, 1, 2, 5))), "b": (("N", "param", "seed", "state", "step"), np.ones((1, 1, 2, n, 5)))},
+        coords={"N": [n], "param": np.array(["tied"], dtype=object), "seed": [0, 1], "step": np.arange(5), "state": np.arange(n)},
+    )
+    ds.attrs = store.provenance(f"digest{n}", "float64")
+    return ds
+
+
+def _spec(data: bool = False) -> dict:
+    """The first F1 shard of the tiny dynamics config (2 runs), or its experiment's data spec."""
+    cfg = cfgmod.validate(tiny_config())
+    if data:
+        return grid.experiment_spec(cfg, "dynamics", "F1")
+    return grid.expand(cfg, "dynamics")["F1"][0].spec
+
+
+def _full_disk() -> None:
+    """In the child: files stop growing at 200 bytes, as on a full disk (EFBIG, not a signal)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+
+
+def test_gather_fails_naming_a_shard_that_lacks_a_chunk(tmp_path, capsys):
+    shards = [store.write_atomic(_shard(n), tmp_path / f"N={n}.zarr") for n in (1, 2)]
+    (shards[1] / "b" / "c" / "0" / "0" / "0" / "1" / "0").unlink()
+    rc = cli.main(["gather", "--study", "dynamics", "--out", str(tmp_path / "all.zarr"), *map(str, shards)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{shards[1]} is incomplete: 'b' lacks 1 chunk(s)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "all.zarr").exists()
+
+
+def test_train_checks_its_output_before_training(tmp_path):
+    (tmp_path / "results").write_text("a file where the output folder should be")
+    out = tmp_path / "results" / "shard.zarr"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(_spec()))
+    res = subprocess.run([*SSMFLOW, "train", "--spec", f"@{spec}", "--out", str(out), "--checkpoint", "none"],
+                         capture_output=True, text=True, env=venv_env(), timeout=600)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert f"ssmflow train: cannot write {out}: {tmp_path / 'results'} is a file, not a folder" in res.stderr, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr and "training dynamics" not in res.stderr  # refused before the work
+
+
+def test_a_full_disk_names_the_store(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(_spec(data=True)))
+    out = tmp_path / "data.zarr"
+    res = subprocess.run([*SSMFLOW, "data", "--spec", f"@{spec}", "--out", str(out)], capture_output=True, text=True,
+                         env=venv_env(), timeout=600, preexec_fn=_full_disk)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert f"ssmflow data: writing store {out} failed: File too large" in res.stderr, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]  # no temporary is left
 
 
 def test_a_job_log_holds_ssmflow_lines_and_no_backend_probes(tmp_path):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import ROOT, venv_env
 
 from ssmflow import store
 
@@ -40,6 +47,7 @@ def test_string_labels_round_trip_and_gather_pads_ragged_state(tmp_path):
     assert [str(v) for v in ds.param.values] == ["tied", "untied"]
     assert np.isnan(ds.b.sel(N=1, state=2)).all() and (ds.b.sel(N=3) == 1).all()
     assert len(ds.attrs["shard_digests"]) == 4 and ds.attrs["config_digest"]
+    assert ds.attrs["source_digest"] and "shard_source_digests" not in ds.attrs  # one code for every shard
     out = store.write_atomic(ds, tmp_path / "all.zarr", whole=("step", "state", "seed"))
     back = xr.open_zarr(out)
     assert [str(v) for v in back.param.values] == ["tied", "untied"]
@@ -50,3 +58,63 @@ def test_chunk_limit_is_enforced():
     big = xr.Dataset({"x": (("a", "step"), np.zeros((3, 3_000_000)))})
     with pytest.raises(ValueError, match="16 MiB"):
         store.chunk_encoding(big, whole=("a", "step"))
+
+
+def test_open_store_refuses_a_store_that_lacks_a_chunk(tmp_path):
+    path = store.write_atomic(_shard(2, "tied"), tmp_path / "s.zarr", whole=("step",))
+    (path / "p" / "c" / "0" / "0" / "1" / "0").unlink()  # seed 1 of p: zarr would read it as NaN
+    with pytest.raises(OSError, match=r"s\.zarr is incomplete: 'p' lacks 1 chunk\(s\), e\.g\. p/c/0/0/1/0"):
+        store.open_store(path)
+
+
+def test_a_chunk_of_only_fill_values_is_stored(tmp_path):
+    ds = _shard(1, "tied")
+    ds["p"][:, :, 1] = np.nan  # a diverged run: its chunk holds only the fill value
+    path = store.write_atomic(ds, tmp_path / "s.zarr", whole=("step",))
+    assert (path / "p" / "c" / "0" / "0" / "1" / "0").is_file()  # zarr skips such chunks by default
+    assert store.missing_chunks(path) == {}
+    assert np.isnan(store.open_store(path).p.sel(seed=1)).all()
+
+
+def test_store_opens_without_a_warning_beside_a_snakemake_timestamp(tmp_path):
+    """The README's `xr.open_zarr(path)` under `-W error::RuntimeWarning -W error::UserWarning`,
+    on a store holding the file Snakemake adds to a `directory()` output (tests/test_workflow.py
+    checks the same on stores the workflow made)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("error", UserWarning)
+        path = store.write_atomic(_shard(2, "tied"), tmp_path / "s.zarr")
+        (path / ".snakemake_timestamp").touch()
+        ds = xr.open_zarr(path).load()
+        store.open_store(path).load()
+    assert float(ds.b.sum()) == 20.0
+
+
+def test_provenance_names_the_sources_that_ran_outside_git(tmp_path):
+    """A copy of the package outside any git checkout: `git_commit` is 'unknown', and
+    `source_digest` still names the code, changing with any loaded module's source."""
+    shutil.copytree(ROOT / "src" / "ssmflow", tmp_path / "src" / "ssmflow", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import json; from ssmflow import store; a = store.provenance('d', 'float64'); print(json.dumps([store.__file__, a['git_commit'], a['source_digest']]))"
+    env = {**venv_env(), "PYTHONPATH": str(tmp_path / "src")}
+
+    def attrs() -> list[str]:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return json.loads(res.stdout.splitlines()[-1])
+
+    where, commit, before = attrs()
+    assert where == str(tmp_path / "src" / "ssmflow" / "store.py") and commit == "unknown"
+    assert len(before) == 64 and int(before, 16) >= 0
+    with open(tmp_path / "src" / "ssmflow" / "store.py", "a") as f:
+        f.write("\n# edited\n")
+    assert attrs()[2] != before
+
+
+def test_gather_lists_the_sources_of_shards_that_ran_different_code(tmp_path):
+    paths = []
+    for n, source in ((1, "a"), (2, "b")):
+        ds = _shard(n, "tied")
+        ds.attrs["source_digest"] = source
+        paths.append(store.write_atomic(ds, tmp_path / f"{n}.zarr"))
+    ds = store.gather(paths, pad_dims=("state",))
+    assert "source_digest" not in ds.attrs and ds.attrs["shard_source_digests"] == ["a", "b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,14 +87,54 @@ def test_trajectory_and_theory_stores(tiny):
         assert {"step", "seed", "N", "param", "p0"} <= set(traj.dims)
         assert {"loss", "p"} <= set(traj.data_vars) and {"loss", "p", "b", "c"} <= set(theory.data_vars)
         assert str(traj.param.values[0]) == "tied" if exp == "F3" else "untied"
-        for key in ("ssmflow_version", "git_commit", "config_digest", "jax_version", "precision", "created"):
+        for key in ("ssmflow_version", "git_commit", "source_digest", "config_digest", "jax_version", "precision", "created"):
             assert traj.attrs[key], key
+            assert theory.attrs[key], key
         assert traj.attrs["precision"] == "float64" and traj.p.dtype == np.float64
         diff = traj.p - theory.p  # same coords, no renaming
         assert diff.sizes == traj.p.sizes and float(np.abs(diff).max()) < 0.2
     f3 = xr.open_zarr(tiny / "results/dynamics/F3/trajectories.zarr")
     assert f3.N.values.tolist() == [1, 2] and f3.sizes["state"] == 2
     assert np.isnan(f3.b.sel(N=1, state=1)).all()  # ragged state axis padded with NaN
+
+
+def test_readme_code_opens_the_stores_without_a_warning(tiny):
+    """README "What you get": stores the workflow made, each holding the `.snakemake_timestamp`
+    Snakemake adds to a `directory()` output, open under -W error (both warnings were raised)."""
+    assert (tiny / "results/dynamics/F1/trajectories.zarr/.snakemake_timestamp").is_file()
+    code = ("import xarray as xr\n"
+            "traj = xr.open_zarr('results/dynamics/F1/trajectories.zarr')\n"
+            "theory = xr.open_zarr('results/dynamics/F1/theory.zarr')\n"
+            "err = (traj.p - theory.p) / theory.p\n"
+            "print(float(abs(err).max()))\n")
+    res = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-W", "error::UserWarning", "-c", code],
+                         cwd=tiny, capture_output=True, text=True, env=venv_env())
+    assert res.returncode == 0 and not res.stderr, res.stderr[-3000:]
+
+
+def _drop_a_chunk(path: Path, array: str = "p") -> str:
+    """Delete one chunk file of `array` in the store at `path`; its key (e.g. 'p/c/0/0/1/0')."""
+    chunk = sorted(f for f in (path / array / "c").rglob("*") if f.is_file())[-1]
+    chunk.unlink()
+    return chunk.relative_to(path).as_posix()
+
+
+def test_a_store_that_lacks_a_chunk_stops_the_stage_that_reads_it(tiny, tmp_path):
+    """A lost chunk file was read as NaN and every stage exited 0; now the job that reads the
+    store fails, its log naming the store and the chunk (a copy of the complete project)."""
+    proj = tmp_path / "proj"
+    shutil.copytree(tiny, proj, symlinks=True)
+    res = proj / "results/dynamics"
+    cases = [  # (store to damage, rule forced to run, target, its log)
+        (res / "F3/theory.zarr", "dynamics_evaluate", "results/dynamics/F3/metrics.csv", res.parent / "logs/dynamics/F3/evaluate.log"),
+        (res / "F3/trajectories.zarr", "dynamics_theory", "results/dynamics/F3/theory.zarr", res.parent / "logs/dynamics/F3/theory.log"),
+        (next((res / "F1/shards").glob("*.zarr")), "dynamics_gather", "results/dynamics/F1/trajectories.zarr", res.parent / "logs/dynamics/F1/gather.log"),
+    ]
+    for damaged, rule, target, log in cases:
+        key = _drop_a_chunk(damaged)
+        out = smk(proj, "--forcerun", rule, target, check=False)
+        assert out.returncode != 0, (rule, out.stdout[-2000:])
+        assert f"store {damaged.relative_to(proj)} is incomplete: 'p' lacks 1 chunk(s), e.g. {key}" in log.read_text(), log.read_text()[-2000:]
 
 
 def test_chunks_are_per_run(tiny):

@@ -148,9 +148,17 @@ def cmd_train(a) -> int:
     t_imported = time.perf_counter()
     args = (store.open_store(a.data),) if a.data else ()
     t_data = time.perf_counter()
-    log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     ckpt = None if a.checkpoint == "none" else (a.checkpoint or a.out.rstrip("/") + ".ckpt")
     code = tuple(decl.module_name(p) for p in decl.training_parts)
+    # everywhere the job writes, checked before the training and not after it
+    store.check_writable(a.out)
+    if ckpt:
+        store.check_writable(ckpt)
+    if a.reuse != "none":
+        from ssmflow import reuse
+
+        store.check_writable(reuse.archive_path(spec, reuse.base_digest(spec, code), root=Path(a.reuse)))
+    log.info("training %s/%s/%s", spec["study"], spec["experiment"], spec["shard"])
     with contextlib.ExitStack() as stack:
         if ckpt:
             from ssmflow.train import checkpointing
@@ -159,8 +167,6 @@ def cmd_train(a) -> int:
         if a.reuse == "none":
             ds = job.train_shard(spec, *args)
         else:
-            from ssmflow import reuse
-
             ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
     t_trained = time.perf_counter()
     _record_spec(ds, spec)
@@ -396,6 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     except cfgmod.ConfigError as e:
         print(e, file=sys.stderr)
         return 2
+    except OSError as e:
+        from ssmflow.store import StoreError  # already imported by the command that raised it
+
+        if not isinstance(e, StoreError):
+            raise
+        print(f"ssmflow {args.cmd}: {e}", file=sys.stderr)  # names the store: no traceback needed
+        return 1
 
 
 if __name__ == "__main__":

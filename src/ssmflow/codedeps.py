@@ -11,6 +11,9 @@ rule then names explicitly.
 
 Example:
     closure("ssmflow.studies.dynamics.figures")  # [.../ssmflow/__init__.py, .../plots.py, ...]
+
+`loaded_source_digest()` digests the other way round: the ssmflow modules a process has
+imported (what ran), for checkpoints and for the provenance of the stores it writes.
 """
 
 from __future__ import annotations
@@ -123,3 +126,21 @@ def source_digest(*modules: str) -> str:
     for f in closure(*modules):
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def loaded_source_digest() -> str:
+    """A digest of the sources of every ssmflow module imported so far in this process (each
+    file's path in the package and its contents): the code that ran, known without git."""
+    import hashlib
+    import sys
+
+    root = Path(__file__).resolve().parent
+    files = set()
+    for name, mod in list(sys.modules.items()):
+        if (name == "ssmflow" or name.startswith("ssmflow.")) and getattr(mod, "__file__", None):
+            files.add(Path(mod.__file__).resolve())
+    h = hashlib.sha256()
+    for f in sorted(files):
+        rel = f.relative_to(root) if f.is_relative_to(root) else f
+        h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -53,6 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from ssmflow import codedeps
 
 log = logging.getLogger("ssmflow.train")
 
@@ -319,22 +320,6 @@ def clear_checkpoints(path: str | os.PathLike) -> None:
         path.parent.rmdir()  # only if empty
 
 
-def _source_digest() -> str:
-    """Digest of the sources of every ssmflow module imported so far (the engine, the study
-    being trained, the shared SSM code): a checkpoint never outlives a change of the code
-    that produced it, while edits to another study leave it valid."""
-    root = Path(__file__).resolve().parent
-    files = set()
-    for name, mod in list(sys.modules.items()):
-        if (name == "ssmflow" or name.startswith("ssmflow.")) and getattr(mod, "__file__", None):
-            files.add(Path(mod.__file__).resolve())
-    h = hashlib.sha256()
-    for f in sorted(files):
-        rel = f.relative_to(root) if f.is_relative_to(root) else f
-        h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def _checkpoint_digest(key: str, runs: Mapping[str, Any], steps: np.ndarray, chunk_steps: int, batching: str, carry: Any) -> str:
     """What a checkpoint must match to be resumed: everything that shapes the trajectory."""
     h = hashlib.sha256()
@@ -347,7 +332,10 @@ def _checkpoint_digest(key: str, runs: Mapping[str, Any], steps: np.ndarray, chu
         "jax": jax.__version__,
         "x64": bool(jax.config.jax_enable_x64),
         "backend": jax.default_backend(),
-        "sources": _source_digest(),
+        # every ssmflow module imported so far (the engine, the study being trained, the
+        # shared SSM code): a checkpoint never outlives a change of the code that produced
+        # it, while edits to another study leave it valid
+        "sources": codedeps.loaded_source_digest(),
         "carry": [(tuple(x.shape), str(x.dtype)) for x in leaves],
     }
     h.update(json.dumps(meta, sort_keys=True).encode())
@@ -374,6 +362,9 @@ def save_checkpoint(path: str | os.PathLike, carry: Any, *, digest: str, done: i
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk: name the checkpoint (a write error has no filename)
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"writing checkpoint failed: {err.strerror}", str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
