@@ -109,6 +109,21 @@ def tiny_config(**experiments) -> dict:
     return copy.deepcopy(base)
 
 
+def million_run_config(**top) -> dict:
+    """tiny_config with one shard of 1,000,000 runs: 2 seeds x 1000 poles a x 500 initial products p0."""
+    cfg = tiny_config()
+    cfg["dynamics"]["experiments"]["F1"]["axes"].update(a=[round(-0.999 + 0.0018 * k, 4) for k in range(1000)],
+                                                        p0=[1e-4 * (k + 1) for k in range(500)])
+    cfg.update(top)
+    return cfg
+
+
+#: what the refusal names: study, experiment, shard, its runs, its memory, the limit, what to do
+MILLION_RUN_FRAGMENTS = ["study dynamics, experiment F1, shard N=1_param=untied_depth=1_conv=circular",
+                         "1000000 runs", "2 seeds x a (1000 values) x p0 (500 values)", "ask for 20001500 MB",
+                         "the limit is max_job_mem_mb=64000 MB", "Lower `seeds`", "One job fits at most 3125 runs"]
+
+
 def make_project(tmp: Path, config: dict | str) -> Path:
     """A copy of the workflow (Snakefile, rules, schemas, package sources) with `config`
     (a dict, or the text of config/config.yaml as written)."""

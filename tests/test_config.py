@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assert_config_error, assert_snakemake_refused, make_project, register_refusals, smk, tiny_config
+from conftest import (MILLION_RUN_FRAGMENTS, assert_config_error, assert_snakemake_refused, make_project, million_run_config,
+                      register_refusals, smk, tiny_config)
 from snakemake.common.configfile import load_configfile
 
 from ssmflow import cli
@@ -130,10 +131,15 @@ def test_bad_config_message(case):
     assert_config_error(cfg, BAD[case][1])
 
 
+# a valid config whose training job would not fit in one job's memory (ssmflow.resources):
+# refused at parse time, before any job
+INFEASIBLE = {"million-run shard": (lambda c: c.update(million_run_config(max_job_mem_mb=64000)), MILLION_RUN_FRAGMENTS)}
+
 # the same refusals through real Snakemake: all cases of the suite in one Snakemake process
 SNAKEMAKE_CASES = register_refusals(
     "dynamics", ["unknown key", "wrong type", "negative state size", "unknown init name", "NaN teacher pole", "empty studies"],
-    tiny_config, BAD) + register_refusals("config file", sorted(FILES), tiny_config, FILES)
+    tiny_config, BAD) + register_refusals("config file", sorted(FILES), tiny_config, FILES) + register_refusals(
+    "feasibility", sorted(INFEASIBLE), tiny_config, INFEASIBLE)
 
 
 @pytest.mark.workflow

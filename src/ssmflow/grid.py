@@ -38,6 +38,20 @@ def shard_name(fixed: dict[str, Any]) -> str:
     return "_".join(f"{k}={v}" for k, v in fixed.items()) or "all"
 
 
+def shard_runs(spec: dict[str, Any]) -> int:
+    """The number of runs a shard spec trains from scratch: seeds x every batched axis value."""
+    n_runs = spec["common"].get("seeds", 1)
+    for values in spec["axes"].values():
+        n_runs *= len(values)
+    return n_runs
+
+
+def runs_formula(spec: dict[str, Any]) -> str:
+    """How a shard's runs multiply: '2 seeds x a (1000 values) x p0 (500 values)'."""
+    axes = [f"{a} ({len(v)} values)" for a, v in spec["axes"].items() if len(v) > 1]
+    return " x ".join([f"{spec['common'].get('seeds', 1)} seeds", *axes])
+
+
 def expand(config: dict, study: str) -> dict[str, list[Shard]]:
     """All shards of a validated config's study, by experiment (order as in config).
 
@@ -100,9 +114,5 @@ def shard_table(config: dict, study: str) -> list[dict[str, Any]]:
     rows = []
     for exp, shards in expand(config, study).items():
         for s in shards:
-            n_runs = 1
-            for values in s.spec["axes"].values():
-                n_runs *= len(values)
-            n_runs *= s.spec["common"].get("seeds", 1)
-            rows.append({"study": study, "experiment": exp, "shard": s.name, "runs": n_runs, **s.fixed})
+            rows.append({"study": study, "experiment": exp, "shard": s.name, "runs": shard_runs(s.spec), **s.fixed})
     return rows

@@ -9,6 +9,7 @@ from ssmflow import codedeps
 from ssmflow import config as ssm_config
 from ssmflow import freshness
 from ssmflow import grid as ssm_grid
+from ssmflow import resources as ssm_resources
 from ssmflow import study as ssm_study
 
 # Snakemake read the config files with YAML 1.1 (`1e-3` is a string there, a duplicate key
@@ -20,6 +21,13 @@ except ssm_config.ConfigError as err:
 
 STUDIES = {name: ssm_study.get(name) for name in VALID["studies"]}
 SHARDS = {name: ssm_grid.expand(VALID, name) for name in STUDIES}
+
+# Every training job fits in one job's memory (max_job_mem_mb), checked before any job
+try:
+    ssm_resources.check_shards(SHARDS, VALID)
+except ssm_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+JOB_MEM_LIMIT_MB = ssm_resources.job_mem_limit_mb(VALID)
 
 
 def code(study, *parts):
@@ -156,14 +164,12 @@ def figure_paths(study):
 
 
 def train_mem_mb(study):
-    """resources function: memory of a training job, grown with its number of runs."""
+    """resources function: memory of a training job, grown with its number of runs and
+    attempt, capped at the job memory limit (ssmflow.resources.train_mem_mb)."""
 
     def mem(wildcards, attempt):
-        spec = get_shard(study, wildcards.exp, wildcards.shard).spec
-        n_runs = spec["common"].get("seeds", 1)
-        for values in spec["axes"].values():
-            n_runs *= len(values)
-        return (1500 + 20 * n_runs) * attempt
+        n_runs = ssm_grid.shard_runs(get_shard(study, wildcards.exp, wildcards.shard).spec)
+        return ssm_resources.train_mem_mb(n_runs, attempt, JOB_MEM_LIMIT_MB)
 
     return mem
 
