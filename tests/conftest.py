@@ -121,7 +121,8 @@ def million_run_config(**top) -> dict:
 #: what the refusal names: study, experiment, shard, its runs, its memory, the limit, what to do
 MILLION_RUN_FRAGMENTS = ["study dynamics, experiment F1, shard N=1_param=untied_depth=1_conv=circular",
                          "1000000 runs", "2 seeds x a (1000 values) x p0 (500 values)", "ask for 20001500 MB",
-                         "the limit is max_job_mem_mb=64000 MB", "Lower `seeds`", "One job fits at most 3125 runs"]
+                         "the limit is max_job_mem_mb=64000 MB", "Lower `seeds`", "max_runs_per_shard (e.g. to 3125",
+                         "never along seeds"]
 
 
 def make_project(tmp: Path, config: dict | str) -> Path:

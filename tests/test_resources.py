@@ -38,3 +38,9 @@ def test_default_limit_is_this_hosts_physical_memory():
         resources.check_shards({"dynamics": grid.expand(cfgmod.validate(million_run_config()), "dynamics")},
                                cfgmod.validate(million_run_config()))
 
+
+def test_split_shards_fit_where_the_whole_would_not():
+    cfg = cfgmod.validate(million_run_config(max_job_mem_mb=64000, max_runs_per_shard=3125))
+    shards = {"dynamics": grid.expand(cfg, "dynamics")}
+    resources.check_shards(shards, cfg)
+    assert max(grid.shard_runs(s.spec) for s in shards["dynamics"]["F1"]) <= 3125

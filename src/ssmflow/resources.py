@@ -55,7 +55,7 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
     """Refuse a config whose training shard would ask for more memory than one job may have.
 
     **Arguments:** `shards`: {study: {experiment: [Shard, ...]}} (`grid.expand` per study);
-    `config`: the validated config (`max_job_mem_mb`).
+    `config`: the validated config (`max_job_mem_mb`, `max_runs_per_shard`).
     **Raises:** `ConfigError` naming every shard over the limit: study, experiment, shard,
     its runs, the memory it asks for, the limit, and what to change.
     """
@@ -74,9 +74,11 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
     if not lines:
         return
     fit = max_runs_within(limit)
+    now = config["max_runs_per_shard"]
     raise ConfigError(
         f"training jobs too large for the memory limit (a job asks {TRAIN_BASE_MB} MB + {TRAIN_MB_PER_RUN} MB per run):\n  "
         + "\n  ".join(lines)
-        + f"\nOne job fits at most {fit} runs. Lower `seeds` or the number of values of the batched axes; "
-          "or raise max_job_mem_mb if your nodes have more memory."
+        + f"\nOne job fits at most {fit} runs. Lower `seeds` or the number of values of the batched axes, or set "
+          f"the top-level key max_runs_per_shard (e.g. to {fit}; now {'null' if now is None else now}) to split "
+          "such shards along their batched axes (never along seeds); or raise max_job_mem_mb if your nodes have more memory."
     )

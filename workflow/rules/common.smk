@@ -4,6 +4,7 @@
 import json
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from ssmflow import codedeps
 from ssmflow import config as ssm_config
@@ -21,6 +22,8 @@ except ssm_config.ConfigError as err:
 
 STUDIES = {name: ssm_study.get(name) for name in VALID["studies"]}
 SHARDS = {name: ssm_grid.expand(VALID, name) for name in STUDIES}
+for _line in (line for shards in SHARDS.values() for line in ssm_grid.split_summary(shards)):
+    logger.info(f"split shard {_line}")
 
 # Every training job fits in one job's memory (max_job_mem_mb), checked before any job
 try:
