@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import xarray as xr
 import yaml
-from conftest import tiny_config
+from conftest import make_project, smk, tiny_config
 
-from ssmflow import cli, grid
+from ssmflow import cli, grid, store
 from ssmflow import config as cfgmod
 
 
@@ -88,3 +89,30 @@ def test_shards_count_shows_the_split(tmp_path, capsys):
         assert cli.main(["shards", "--config", str(path), "--count"]) == 0
         assert capsys.readouterr().out.strip() == f"{count} shards"
 
+
+@pytest.mark.workflow
+def test_split_experiment_gathers_the_unsplit_store_bit_for_bit(tmp_path):
+    # 2 poles x 2 learning rates x 2 seeds = 8 runs: one shard, or 4 parts of 2 runs (one
+    # (a, kappa) value each, both seeds) with max_runs_per_shard 2
+    experiments = {"F1": {"t_record": [0.01, 20.0], "axes": {"a": [0.5, 0.7], "p0": [0.0001], "kappa": [0.02, 0.04]}}}
+    target = "results/dynamics/F1/trajectories.zarr"
+    gathered = {}
+    for max_runs in (None, 2):
+        cfg = tiny_config(**experiments)
+        cfg["max_runs_per_shard"] = max_runs
+        (tmp_path / f"max_runs_{max_runs}").mkdir()
+        proj = make_project(tmp_path / f"max_runs_{max_runs}", cfg)
+        res = smk(proj, target)
+        shards = sorted(p.name for p in (proj / "results/dynamics/F1/shards").iterdir())
+        gathered[max_runs] = store.open_store(proj / target).load()
+        if max_runs is None:
+            assert shards == ["N=1_param=untied_depth=1_conv=circular.zarr"]
+        else:
+            assert shards == [f"N=1_param=untied_depth=1_conv=circular_part={k}of4.zarr" for k in range(1, 5)]
+            assert "split shard dynamics/F1/N=1_param=untied_depth=1_conv=circular: 8 runs split into 4 shards" in res.stderr
+            assert gathered[max_runs].attrs["shards"] == shards
+    # bit for bit (batching: map; run keys from run coordinates only): every variable and
+    # coordinate exactly equal; the attrs differ only in what names the shards
+    xr.testing.assert_equal(gathered[2], gathered[None])
+    assert dict(gathered[2].sizes) == dict(gathered[None].sizes) and gathered[2].sizes["seed"] == 2
+    assert bool(gathered[2].p.notnull().any()) and not bool(gathered[2].diverged.any())  # real trajectories
