@@ -33,6 +33,16 @@ except ssm_config.ConfigError as err:
 JOB_MEM_LIMIT_MB = ssm_resources.job_mem_limit_mb(VALID)
 
 
+def data_store(study, exp):
+    """The path of an experiment's data store (`exp` may be the wildcard pattern "{exp}")."""
+    return f"results/{study}/{exp}/data.zarr"
+
+
+def shard_store(study, exp, shard):
+    """The path of a training shard's store (`exp`, `shard` may be wildcard patterns)."""
+    return f"results/{study}/{exp}/shards/{shard}.zarr"
+
+
 def code(study, *parts):
     """The package files a rule's command runs: the static import closure of the CLI and of
     the study's stage modules `parts` (so a figure edit redraws figures and never retrains)."""
@@ -73,7 +83,7 @@ def data_guard(study):
     """input function: the freshness guard of the experiment's data store (ssmflow.freshness)."""
 
     def inputs(wildcards):
-        return {"fresh": freshness.guard(f"results/{study}/{wildcards.exp}/data.zarr", data_spec(study)(wildcards))}
+        return {"fresh": freshness.guard(data_store(study, wildcards.exp), data_spec(study)(wildcards))}
 
     return inputs
 
@@ -101,12 +111,12 @@ def train_inputs(study):
     decl = STUDIES[study]
 
     def inputs(wildcards):
-        out = {"fresh": freshness.guard(f"results/{study}/{wildcards.exp}/shards/{wildcards.shard}.zarr",
+        out = {"fresh": freshness.guard(shard_store(study, wildcards.exp, wildcards.shard),
                                         get_shard(study, wildcards.exp, wildcards.shard).spec)}
         if decl.checks:
             out["checks"] = f"results/{study}/checks.json"
         if decl.data:
-            out["data"] = f"results/{study}/{wildcards.exp}/data.zarr"
+            out["data"] = data_store(study, wildcards.exp)
         return out
 
     return inputs
@@ -122,7 +132,7 @@ def train_args(study):
     decl = STUDIES[study]
 
     def args(wildcards):
-        return f"--data results/{study}/{wildcards.exp}/data.zarr" if decl.data else ""
+        return f"--data {data_store(study, wildcards.exp)}" if decl.data else ""
 
     return args
 
@@ -131,7 +141,7 @@ def shard_stores(study):
     """input function: every shard store of the experiment in the wildcards."""
 
     def stores(wildcards):
-        return [f"results/{study}/{wildcards.exp}/shards/{s.name}.zarr" for s in SHARDS[study][wildcards.exp]]
+        return [shard_store(study, wildcards.exp, s.name) for s in SHARDS[study][wildcards.exp]]
 
     return stores
 

@@ -39,7 +39,7 @@ for _decl in STUDIES.values():
                 unpack(data_guard(_s)),
                 code=code(_s, _decl.data),
             output:
-                directory(f"results/{_s}/{{exp}}/data.zarr"),
+                directory(data_store(_s, "{exp}")),
             params:
                 spec=data_spec(_s),
                 cache=VALID["compile_cache"],
@@ -57,7 +57,7 @@ for _decl in STUDIES.values():
             unpack(train_inputs(_s)),
             code=train_code(_s),
         output:
-            directory(f"results/{_s}/{{exp}}/shards/{{shard}}.zarr"),
+            directory(shard_store(_s, "{exp}", "{shard}")),
         params:
             spec=shard_spec(_s),
             data=train_args(_s),
