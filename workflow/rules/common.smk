@@ -38,6 +38,11 @@ def data_store(study, exp):
     return f"results/{study}/{exp}/data.zarr"
 
 
+def checks_file(study):
+    """The path of a study's identity checks, which gate its training jobs."""
+    return f"results/{study}/checks.json"
+
+
 def shard_store(study, exp, shard):
     """The path of a training shard's store (`exp`, `shard` may be wildcard patterns)."""
     return f"results/{study}/{exp}/shards/{shard}.zarr"
@@ -114,7 +119,7 @@ def train_inputs(study):
         out = {"fresh": freshness.guard(shard_store(study, wildcards.exp, wildcards.shard),
                                         get_shard(study, wildcards.exp, wildcards.shard).spec)}
         if decl.checks:
-            out["checks"] = f"results/{study}/checks.json"
+            out["checks"] = checks_file(study)
         if decl.data:
             out["data"] = data_store(study, wildcards.exp)
         return out

@@ -18,7 +18,7 @@ for _decl in STUDIES.values():
             input:
                 code=code(_s, _decl.checks),
             output:
-                f"results/{_s}/checks.json",
+                checks_file(_s),
             log:
                 f"results/logs/{_s}/checks.log",
             params:
