@@ -17,6 +17,13 @@ jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Each pytest-xdist worker computes on one thread (`ssmflow.cli.limit_threads`): the
+# workers are as many as the cores, so a worker that spread a matmul over every core would
+# only contend with the others (and with the single-threaded jobs of the pipelines the
+# tests run). Set before any test computes: XLA reads it when its CPU client starts.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("NPROC", "1")
+
 # Every Snakemake project a test makes compiles into one JAX persistent cache, absolute and
 # shared by the whole session, so the many small pipelines of the suite compile each
 # program once, not once per project copy. A config naming another cache (a test of the

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import xarray as xr
 from conftest import tiny_config, venv_env
 
@@ -88,3 +89,32 @@ def test_a_job_log_holds_ssmflow_lines_and_no_backend_probes(tmp_path):
     assert re.search(r"^\S+ \S+ ssmflow INFO wrote ", res.stderr, re.M), res.stderr
     assert "Unable to initialize backend" not in res.stderr, res.stderr
     assert not re.search(r"^\S+ \S+ (?!ssmflow)\S+ (INFO|DEBUG) ", res.stderr, re.M), res.stderr
+
+
+THREADED_MATMUL = """
+import resource, sys, time
+from ssmflow import cli
+cli.limit_threads(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+import jax, jax.numpy as jnp
+f = jax.jit(lambda a: jnp.tanh(a @ a).sum())
+x = jnp.ones((1500, 1500))
+f(x).block_until_ready()  # compile outside the timing
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+for _ in range(15):
+    f(x).block_until_ready()
+r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+print((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / wall)
+"""
+
+
+def test_threads_limits_the_cores_a_job_computes_on():
+    # `--threads 1` (the rules pass their declared `threads`) holds JAX's CPU client to one
+    # thread: a large matmul, which XLA otherwise spreads over every core, then takes at
+    # most one core's CPU time per second of wall time (1.97 unlimited on 2 idle cores)
+    env = venv_env()
+    env.pop("NPROC", None)  # the suite's own limit (conftest) must not make this pass
+    res = subprocess.run([sys.executable, "-c", THREADED_MATMUL, "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert float(res.stdout.split()[-1]) < 1.2, res.stdout
+    with pytest.raises(SystemExit, match="--threads must be a positive integer, got 0"):
+        cli.limit_threads(0)

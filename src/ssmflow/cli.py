@@ -67,7 +67,23 @@ def enable_compilation_cache(path: str | os.PathLike | None) -> None:
         os.environ.update({name.upper(): str(value) for name, value in settings.items()})
 
 
-def _setup(precision: str | None = None, cache: str | None = None) -> None:
+def limit_threads(n: int | None) -> None:
+    """Let this process's JAX CPU client run on `n` threads (no-op for None: all the cores
+    it may use). A job that declares one thread to its scheduler (Snakemake's `threads`,
+    SLURM's `--cpus-per-task`) then uses one, and concurrent jobs do not oversubscribe the
+    cores. XLA sizes its CPU thread pool from the environment variable NPROC when it
+    creates the client, which is after import: set here, before any computation. (The
+    often-quoted `--xla_cpu_multi_thread_eigen=false` leaves a matmul on every core.)
+    """
+    if n is None:
+        return
+    if n < 1:
+        raise SystemExit(f"--threads must be a positive integer, got {n}")
+    os.environ["NPROC"] = str(n)
+
+
+def _setup(precision: str | None = None, cache: str | None = None, threads: int | None = None) -> None:
+    limit_threads(threads)
     enable_compilation_cache(cache)
     if precision:
         from ssmflow import train
@@ -128,7 +144,7 @@ def cmd_data(a) -> int:
 
     spec = _json_arg(a.spec)
     decl = study_contract.get(spec["study"])
-    _setup(spec["common"].get("precision"), a.cache)
+    _setup(spec["common"].get("precision"), a.cache, a.threads)
     ds = decl.module(decl.data).data_dataset(spec)
     _record_spec(ds, spec)
     store.write_atomic(ds, a.out, whole=ds.attrs.get("whole_dims", decl.whole_dims))
@@ -141,7 +157,7 @@ def cmd_train(a) -> int:
 
     spec = _json_arg(a.spec)
     decl = study_contract.get(spec["study"])
-    _setup(spec["common"]["precision"], a.cache)
+    _setup(spec["common"]["precision"], a.cache, a.threads)
     job = decl.module(decl.train)
     # the workflow passes the experiment's data store; by hand, without --data, the job
     # synthesizes the same data in memory (the study's data module)
@@ -224,6 +240,7 @@ def cmd_stage(a) -> int:
     """An experiment-level stage: its function on the opened input stores, one store out."""
     from ssmflow import store
 
+    limit_threads(a.threads)
     enable_compilation_cache(a.cache)
     decl = study_contract.get(a.study)
     stage = decl.stage(a.stage)
@@ -255,7 +272,7 @@ def cmd_study_store(a) -> int:
     decl = study_contract.get(a.study)
     st = decl.study_store(a.store)
     spec = _json_arg(a.spec)
-    _setup(st.precision, a.cache)
+    _setup(st.precision, a.cache, a.threads)
     ds = getattr(decl.module(st.module), st.function)(spec)
     ds.attrs.update(store.provenance(cfgmod.digest(spec), st.precision, study=decl.name, experiment=st.name))
     _record_spec(ds, spec)
@@ -282,7 +299,7 @@ def cmd_figures(a) -> int:
 
 
 def cmd_checks(a) -> int:
-    _setup("float64", a.cache)
+    _setup("float64", a.cache, a.threads)
     decl = study_contract.get(a.study)
     report = decl.module(decl.checks).run_checks()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -313,6 +330,13 @@ def cmd_summary(a) -> int:
     return 0
 
 
+def _jax_options(s: argparse.ArgumentParser) -> None:
+    """The options of every command that may compute with JAX."""
+    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    s.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for JAX's computations (default: all the cores the process may use)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssmflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -334,14 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("data", help="synthesize one experiment's data store")
     s.add_argument("--spec", required=True, help="experiment spec as JSON (grid.experiment_spec), or @file.json")
     s.add_argument("--out", required=True)
-    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    _jax_options(s)
     s.set_defaults(fn=cmd_data)
 
     s = sub.add_parser("train", help="train one shard")
     s.add_argument("--spec", required=True, help="shard spec as JSON, or @file.json")
     s.add_argument("--data", help="the experiment's data store (for studies with a data stage)")
     s.add_argument("--out", required=True)
-    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    _jax_options(s)
     s.add_argument("--reuse", default="none", metavar="DIR",
                    help="run archive: reuse the stored seeds of this shard and keep its runs there (ssmflow.reuse; default none)")
     s.add_argument("--checkpoint", help="checkpoint file to save to and resume from (default: STORE.ckpt; 'none': off)")
@@ -361,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", action="append", metavar="PRODUCT=PATH", help="a store the stage reads (repeat)")
     s.add_argument("--out", required=True)
     s.add_argument("--out-csv", help="the flat table, for stages that write one (metrics)")
-    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    _jax_options(s)
     s.set_defaults(fn=cmd_stage)
 
     s = sub.add_parser("study-store", help="a study-level store from one config section (no training)")
@@ -369,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True)
     s.add_argument("--spec", required=True, help="the config section as JSON, or @file.json")
     s.add_argument("--out", required=True)
-    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    _jax_options(s)
     s.set_defaults(fn=cmd_study_store)
 
     s = sub.add_parser("figures", help="draw a study's figures, each from its declared stores")
@@ -381,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("checks", help="identity checks that gate training")
     s.add_argument("--study", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--cache", help="JAX persistent compilation cache directory")
+    _jax_options(s)
     s.set_defaults(fn=cmd_checks)
 
     s = sub.add_parser("summary", help="describe a results dataset")

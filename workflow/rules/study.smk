@@ -26,7 +26,7 @@ for _decl in STUDIES.values():
                 cache=VALID["compile_cache"],
             localrule: True
             shell:
-                "ssmflow checks --study {params.study} --out {output} --cache {params.cache:q} > {log} 2>&1"
+                "ssmflow checks --study {params.study} --out {output} --cache {params.cache:q} --threads {threads} > {log} 2>&1"
 
     # The experiment's synthesized data (sequences, datasets and splits, images and noise,
     # fixed evaluation sets): every shard of the experiment trains on it.
@@ -47,7 +47,7 @@ for _decl in STUDIES.values():
                 f"results/logs/{_s}/{{exp}}/data.log",
             threads: 1
             shell:
-                "ssmflow data --spec {params.spec:q} --out {output} --cache {params.cache:q} > {log} 2>&1"
+                "ssmflow data --spec {params.spec:q} --out {output} --cache {params.cache:q} --threads {threads} > {log} 2>&1"
 
     # One job per shard: all runs of the shard (seeds and the batched axes) in one scan.
     rule:
@@ -74,7 +74,7 @@ for _decl in STUDIES.values():
             cpus_per_task=1,
             checkpoint_every_s=CHECKPOINT_EVERY_S,
         shell:
-            "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q} --reuse results/.runs"
+            "ssmflow train --spec {params.spec:q} {params.data} --out {output} --cache {params.cache:q} --threads {threads} --reuse results/.runs"
             " --checkpoint results/.checkpoints/{params.study}/{wildcards.exp}/{wildcards.shard}.ckpt"
             " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
 
@@ -118,7 +118,7 @@ for _decl in STUDIES.values():
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
             localrule: True
             shell:
-                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} --cache {params.cache:q} > {log} 2>&1"
+                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} --cache {params.cache:q} --threads {threads} > {log} 2>&1"
 
     # Stores computed from one config section alone (no training), spanning experiments.
     for _store in _decl.study_stores:
@@ -141,7 +141,7 @@ for _decl in STUDIES.values():
             localrule: True
             shell:
                 "ssmflow study-store --study {params.study} --store {params.store}"
-                " --spec {params.spec:q} --out {output} --cache {params.cache:q} > {log} 2>&1"
+                " --spec {params.spec:q} --out {output} --cache {params.cache:q} --threads {threads} > {log} 2>&1"
 
     # Every figure of the study in one job (one import of the plotting stack, not one per
     # figure); each figure still reads its declared stores only. A change of any of them,
