@@ -1,6 +1,6 @@
 """A roofline for the S4D train step: how far its time is from what this CPU can do.
 
-    python bench/roofline_s4d.py [--runs 4] [--runs-small 15] [--steps 10] [--threads N]
+    [NPROC=1] python bench/roofline_s4d.py [--runs 4] [--runs-small 15] [--steps 10]
 
 In one run, on the same threads:
 1. **This machine's limits**: peak float32 FLOP/s from a 2048^3 matmul, and memory
@@ -32,7 +32,6 @@ import math
 import os
 import re
 import sys
-import time
 
 import equinox as eqx
 import jax
@@ -44,16 +43,9 @@ from bench_s4d import SIZES, engine_steps_per_second, jax_loss, jax_setup, optim
 FFT_RE = re.compile(r"= (\w+)\[([\d,]*)\]\{[^}]*\} fft\(.*fft_type=(\w+), fft_length=\{(\d+)\}")
 
 
-def best_of(fn, repeat: int, rounds: int = 3) -> float:
-    """Seconds per call, best of `rounds` rounds of `repeat` calls after a warm-up."""
-    jax.block_until_ready(fn())
-    best = math.inf
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(repeat):
-            jax.block_until_ready(fn())
-        best = min(best, (time.perf_counter() - t0) / repeat)
-    return best
+def best_of(fn, repeat: int) -> float:
+    """Seconds per call of `fn` (which returns arrays), waited for: `bench_s4d.timed`."""
+    return timed(lambda: jax.block_until_ready(fn()), repeat)
 
 
 def machine_limits() -> tuple[float, float]:
