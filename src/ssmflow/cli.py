@@ -240,8 +240,7 @@ def cmd_stage(a) -> int:
     """An experiment-level stage: its function on the opened input stores, one store out."""
     from ssmflow import store
 
-    limit_threads(a.threads)
-    enable_compilation_cache(a.cache)
+    _setup(cache=a.cache, threads=a.threads)  # precision: from the input store, below
     decl = study_contract.get(a.study)
     stage = decl.stage(a.stage)
     given = _named_paths(a.input)
