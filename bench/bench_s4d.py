@@ -1,7 +1,7 @@
 """The S4D block on CPU: ssmflow (JAX) against the same math in PyTorch eager, side by side.
 
 Two sizes, float32, S4D-LegS init, ZOH: the issue's (H = 64 channels, N = 64, i.e. 32
-conjugate-pair modes, L = 1024, batch 32) and the block of the default config's s4d grid
+conjugate-pair modes, L = 1024, batch 32; inputs `(batch, H, L)`) and the block of the default config's s4d grid
 (H = 16, N = 64, L = 256, batch 16). Both sides hold the very same parameters (copied
 from the Equinox block) and their outputs are compared before timing.
 
@@ -51,8 +51,8 @@ SIZES = {"issue": (64, 64, 1024, 32), "default grid": (16, 64, 256, 16)}
 def jax_setup(h: int, n: int, length: int, batch: int):
     block = S4DBlock(h, n, init="legs", method="zoh", key=jax.random.key(0))
     kx, ky = jax.random.split(jax.random.key(1))
-    x = jax.random.normal(kx, (batch, length, h), jnp.float32)
-    y = jax.random.normal(ky, (batch, length, h), jnp.float32)
+    x = jax.random.normal(kx, (batch, h, length), jnp.float32)  # (batch, H, L), as the block maps (H, L)
+    y = jax.random.normal(ky, (batch, h, length), jnp.float32)
     return block, x, y
 
 
@@ -96,13 +96,14 @@ def torch_block(block):
             powers = torch.exp(dt_lam.unsqueeze(-1) * torch.arange(length))
             return 2 * torch.einsum("hn,hnl->hl", w, powers).real
 
-        def forward(self, u):
-            z = self.norm(u).transpose(1, 2)  # (B, H, L)
-            k = self.kernel(u.shape[1])
-            n = 2 * u.shape[1]
-            v = torch.fft.irfft(torch.fft.rfft(z, n=n) * torch.fft.rfft(k, n=n), n=n)[..., : u.shape[1]]
-            v = F.gelu(v + self.d[:, None] * z, approximate="tanh").transpose(1, 2)
-            return u + F.glu(self.out(v), dim=-1)
+        def forward(self, u):  # (B, H, L), the official S4D layout
+            z = self.norm(u.transpose(1, 2)).transpose(1, 2)
+            length = u.shape[-1]
+            k = self.kernel(length)
+            n = 2 * length
+            v = torch.fft.irfft(torch.fft.rfft(z, n=n) * torch.fft.rfft(k, n=n), n=n)[..., :length]
+            v = F.gelu(v + self.d[:, None] * z, approximate="tanh")
+            return u + F.glu(self.out(v.transpose(1, 2)), dim=-1).transpose(1, 2)
 
     return TorchS4DBlock()
 

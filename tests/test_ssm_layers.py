@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ssmflow.ssm import discretize, layers, optim
+from ssmflow.ssm import conv, discretize, layers, optim
 
 H, N, L = 8, 16, 128
 
@@ -19,10 +19,32 @@ def _model(pooling="mean", init="legs", method="zoh", depth=2, dropout=0.0):
                            dropout=dropout, key=jax.random.key(0))
 
 
-def test_block_maps_batch_time_channel_to_itself():
+def test_block_maps_batch_channel_time_to_itself():
     block = layers.S4DBlock(H, N, init="lin", key=jax.random.key(1))
-    u = jax.random.normal(jax.random.key(2), (4, L, H))
-    assert jax.vmap(block)(u).shape == (4, L, H)
+    u = jax.random.normal(jax.random.key(2), (4, H, L))
+    assert jax.vmap(block)(u).shape == (4, H, L)
+
+
+@pytest.mark.parametrize("method", discretize.METHODS)
+def test_block_equals_time_first_recurrence_reference(method):
+    """The channel-first block (FFT conv along the last axis) equals the block written time
+    step by time step: LayerNorm of each u_l, the SSM by its `lax.scan` recurrence per
+    channel, D skip, GELU, Linear, GLU, residual (float64, 1e-10)."""
+    block = layers.S4DBlock(H, N, init="legs", method=method, key=jax.random.key(5))
+    u = jax.random.normal(jax.random.key(6), (H, L))
+    ssm, norm, out = block.layer.ssm, block.norm, block.layer.out
+    ut = np.asarray(u).T  # (L, H)
+    mean, var = ut.mean(1, keepdims=True), ut.var(1, keepdims=True)
+    z = (ut - mean) / np.sqrt(var + norm.eps) * np.asarray(norm.weight) + np.asarray(norm.bias)
+    disc = discretize.discretize(ssm.eigenvalues(), ssm.b_re + 1j * ssm.b_im, ssm.step()[:, None], method)
+    c = ssm.c_re + 1j * ssm.c_im
+    y = np.stack([np.asarray(conv.scan_recurrence(disc.abar[h], disc.bbar[h], c[h], jnp.asarray(z[:, h])))
+                  for h in range(H)], axis=1) + np.asarray(ssm.d) * z
+    v = np.asarray(jax.nn.gelu(jnp.asarray(y)))
+    o = v @ np.asarray(out.weight).T + np.asarray(out.bias)
+    ref = ut + o[:, :H] / (1 + np.exp(-o[:, H:]))
+    got = np.asarray(block(u)).T
+    assert np.max(np.abs(got - ref)) / np.max(np.abs(ref)) < 1e-10
 
 
 @pytest.mark.parametrize(("pooling", "shape"), [("mean", (3,)), ("last", (3,)), ("none", (L, 3))])
@@ -58,11 +80,11 @@ def test_one_compile_per_length_and_state_size():
 
 
 def test_dropout_mask_is_tied_over_time():
-    x = jnp.ones((L, H))
+    x = jnp.ones((H, L))
     y = layers.tied_dropout(x, 0.5, jax.random.key(0))
     dropped = np.asarray(y == 0)
     assert dropped.any() and not dropped.all()
-    assert (dropped == dropped[:1]).all()  # the same channels at every step
+    assert (dropped == dropped[:, :1]).all()  # the same channels at every step
     np.testing.assert_array_equal(layers.tied_dropout(x, 0.5, None), x)
 
 
