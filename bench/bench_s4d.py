@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmflow import train
+from ssmflow import cli, train
 from ssmflow.ssm.discretize import discretize
 from ssmflow.ssm.kernels import vandermonde_kernel_naive
 from ssmflow.ssm.layers import S4DBlock
@@ -250,7 +250,11 @@ def main() -> int:
     ap.add_argument("--runs-small", type=int, default=15, help="models in the ensemble at the default grid's size")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (engine: per run, 2 chunks)")
     ap.add_argument("--profile", action="store_true", help="also print the per-op time of the train step (issue size)")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="glibc's default malloc settings instead of `ssmflow.cli.retain_heap` (which every job runs with)")
     a = ap.parse_args()
+    heap = "glibc default" if a.default_malloc else f"retain_heap {cli.retain_heap()}"  # both sides, before JAX starts
+    print(f"malloc: {heap}")
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -9,9 +9,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
 import pytest
 import yaml
+
+from ssmflow.cli import retain_heap
+
+# The in-process tests compute with the allocator settings every JAX job of the workflow
+# runs with (`ssmflow.cli.retain_heap`), set before JAX starts its thread pools.
+retain_heap()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

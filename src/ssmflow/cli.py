@@ -82,7 +82,41 @@ def limit_threads(n: int | None) -> None:
     os.environ["NPROC"] = str(n)
 
 
+#: glibc `mallopt` parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+
+
+def retain_heap() -> bool:
+    """Keep freed memory in this process's heap instead of returning it to the kernel, so
+    that XLA's per-execution temporary buffers are not page-faulted afresh on every call.
+
+    XLA:CPU allocates one temporary buffer per executed program (103 MB for the S4D
+    block's train step at H = 64, L = 1024) through malloc. glibc serves an allocation
+    that large with a fresh `mmap` (above its 32 MB ceiling of the mmap threshold, or
+    beyond the 64 MB heap of a thread's arena) and unmaps it on free, so every call
+    faults in every page again: 25,000 page faults and about 80 ms of kernel time per call
+    of that step on the 2-core machine (BENCHMARKS.md, "S4D block"). One arena, no mmap
+    below 1 GiB and no trimming keep the pages mapped; the process's resident memory then
+    stays at its peak, which is what its scheduler already reserves. Results do not
+    change (allocation does not enter the arithmetic).
+
+    Must run before JAX starts its thread pools (a thread keeps the arena it first
+    used). A no-op off glibc (macOS, musl). **Returns:** whether the settings were applied.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, 2**31 - 1))
+    return all(mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1 for param, value in settings)
+
+
 def _setup(precision: str | None = None, cache: str | None = None, threads: int | None = None) -> None:
+    retain_heap()
     limit_threads(threads)
     enable_compilation_cache(cache)
     if precision:
