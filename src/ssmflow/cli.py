@@ -95,7 +95,7 @@ def retain_heap() -> bool:
     that large with a fresh `mmap` (above its 32 MB ceiling of the mmap threshold, or
     beyond the 64 MB heap of a thread's arena) and unmaps it on free, so every call
     faults in every page again: 25,000 page faults and about 80 ms of kernel time per call
-    of that step on the 2-core machine (BENCHMARKS.md, "S4D block"). One arena, no mmap
+    of that step on the 2-core machine (BENCHMARKS.md, "page faults"). One arena, no mmap
     below 1 GiB and no trimming keep the pages mapped; the process's resident memory then
     stays at its peak, which is what its scheduler already reserves. Results do not
     change (allocation does not enter the arithmetic).
