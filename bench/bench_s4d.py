@@ -119,6 +119,17 @@ def torch_optimizer(model):
     return torch.optim.AdamW(groups)
 
 
+def add_malloc_flag(parser: argparse.ArgumentParser) -> None:
+    """`--default-malloc`: glibc's default malloc settings instead of the jobs' `retain_heap`."""
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="glibc's default malloc settings instead of `ssmflow.cli.retain_heap` (which every job runs with)")
+
+
+def set_malloc(default_malloc: bool) -> None:
+    """Apply (or not) `cli.retain_heap` for this process, before JAX starts, and say which."""
+    print(f"malloc: {'glibc default' if default_malloc else f'retain_heap {cli.retain_heap()}'}")
+
+
 def timed(fn, repeat: int) -> float:
     """Seconds per call (best of 3 rounds of `repeat` calls, after a warm-up)."""
     fn()
@@ -250,11 +261,9 @@ def main() -> int:
     ap.add_argument("--runs-small", type=int, default=15, help="models in the ensemble at the default grid's size")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (engine: per run, 2 chunks)")
     ap.add_argument("--profile", action="store_true", help="also print the per-op time of the train step (issue size)")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="glibc's default malloc settings instead of `ssmflow.cli.retain_heap` (which every job runs with)")
+    add_malloc_flag(ap)
     a = ap.parse_args()
-    heap = "glibc default" if a.default_malloc else f"retain_heap {cli.retain_heap()}"  # both sides, before JAX starts
-    print(f"malloc: {heap}")
+    set_malloc(a.default_malloc)  # both sides share the process's allocator
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmflow import cli
-from bench_s4d import SIZES, engine_steps_per_second, jax_loss, jax_setup, optimizer, timed, torch_block, torch_optimizer
+from bench_s4d import (SIZES, add_malloc_flag, engine_steps_per_second, jax_loss, jax_setup, optimizer, set_malloc, timed,
+                       torch_block, torch_optimizer)
 
 FFT_RE = re.compile(r"= (\w+)\[([\d,]*)\]\{[^}]*\} fft\(.*fft_type=(\w+), fft_length=\{(\d+)\}")
 
@@ -135,10 +135,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=4, help="ensemble size at the issue size")
     p.add_argument("--runs-small", type=int, default=15, help="ensemble size at the default grid's block")
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--default-malloc", action="store_true",
-                   help="glibc's default malloc settings instead of `ssmflow.cli.retain_heap` (which every job runs with)")
+    add_malloc_flag(p)
     a = p.parse_args()
-    print(f"malloc: {'glibc default' if a.default_malloc else f'retain_heap {cli.retain_heap()}'}")
+    set_malloc(a.default_malloc)
     peak, bandwidth = machine_limits()
     print(f"jax {jax.__version__} ({jax.devices()[0].platform}), {os.cpu_count()} cores, NPROC={os.environ.get('NPROC', 'unset')}")
     print(f"machine: matmul {peak / 1e9:.0f} GFLOP/s float32, stream scale {bandwidth / 1e9:.1f} GB/s")
