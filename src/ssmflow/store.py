@@ -213,7 +213,16 @@ def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
     """Open a store written by ssmflow (lazily, labels as strings), after checking that it
     holds every chunk (`check_complete`). Its consolidated metadata lists its arrays, so
     zarr never lists the folder; a store written without it is read all the same (xarray's
-    fallback warning silenced)."""
+    fallback warning silenced).
+
+    The variables are xarray's lazily indexed arrays, not dask arrays (`chunks=None` unless
+    the caller passes `chunks`): a selection reads only the chunks it touches, and `.load()`
+    reads each array through zarr in one call instead of one dask task per chunk (a
+    gathered trajectory store holds one chunk per run). dask is not a dependency: without
+    it xarray never imports it either (BENCHMARKS.md, "Opening stores"). The values are the
+    same bytes either way.
+    """
+    kw.setdefault("chunks", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ds = xr.open_zarr(path, **kw)
