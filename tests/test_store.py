@@ -118,3 +118,35 @@ def test_gather_lists_the_sources_of_shards_that_ran_different_code(tmp_path):
         paths.append(store.write_atomic(ds, tmp_path / f"{n}.zarr"))
     ds = store.gather(paths, pad_dims=("state",))
     assert "source_digest" not in ds.attrs and ds.attrs["shard_source_digests"] == ["a", "b"]
+
+
+NUMPY_STAGE = """
+import json, sys
+from ssmflow import cli, store
+cli.set_precision("float64")  # what `ssmflow stage` does for a stage with precision_from_input
+ds = store.open_store(sys.argv[1])
+kinds = sorted({type(v.variable._data).__module__.split(".")[0] for v in ds.data_vars.values()})
+ds = ds.load()
+ds.attrs = store.provenance("d", "float64")
+store.write_atomic(ds, sys.argv[2])
+print(json.dumps({"kinds": kinds, "jax": "jax" in sys.modules, "dask": "dask.array" in sys.modules,
+                  "jax_version": ds.attrs["jax_version"]}))
+"""
+
+
+def test_a_numpy_stage_imports_neither_jax_nor_dask(tmp_path):
+    # A stage that computes in NumPy (dynamics theory and evaluate, every evaluate stage,
+    # the s4d kernel limit) opens, loads and writes stores and sets the precision without
+    # paying JAX's or dask's import; the store still records the installed JAX version.
+    from importlib.metadata import version
+
+    store.write_atomic(_shard(3, "tied"), tmp_path / "in.zarr")
+    res = subprocess.run([sys.executable, "-c", NUMPY_STAGE, str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr")],
+                         capture_output=True, text=True, env=venv_env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["kinds"] == ["xarray"], out  # xarray's lazily indexed arrays, not dask's
+    assert (out["jax"], out["dask"]) == (False, False), out
+    assert out["jax_version"] == version("jax")
+    xr.testing.assert_identical(store.open_store(tmp_path / "out.zarr").load().drop_attrs(),
+                                store.open_store(tmp_path / "in.zarr").load().drop_attrs())

@@ -115,14 +115,26 @@ def retain_heap() -> bool:
     return all(mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1 for param, value in settings)
 
 
+def set_precision(precision: str) -> None:
+    """JAX's default float width for this process (`ssmflow.train.set_precision`): in
+    `jax.config` when JAX is already imported, else through the environment that JAX reads
+    at import, so a stage that computes in NumPy alone never imports JAX for it."""
+    if "jax" in sys.modules:
+        from ssmflow import train
+
+        train.set_precision(precision)
+    elif precision in ("float32", "float64"):
+        os.environ["JAX_ENABLE_X64"] = str(precision == "float64")
+    else:
+        raise ValueError(f"`precision` (={precision!r}) must be 'float32' or 'float64'.")
+
+
 def _setup(precision: str | None = None, cache: str | None = None, threads: int | None = None) -> None:
     retain_heap()
     limit_threads(threads)
     enable_compilation_cache(cache)
     if precision:
-        from ssmflow import train
-
-        train.set_precision(precision)
+        set_precision(precision)
 
 
 def _module(study: str, part: str):

@@ -60,7 +60,8 @@ def provenance(config_digest: str, precision: str, **extra: Any) -> dict[str, An
     """Attrs every store carries: versions, git commit, a digest of the ssmflow sources that
     ran (`codedeps.loaded_source_digest`: it names the code also outside a git checkout,
     where `git_commit` is 'unknown'), config digest, precision, time."""
-    import jax
+    from importlib.metadata import version
+
     import zarr
 
     from ssmflow import codedeps
@@ -70,7 +71,7 @@ def provenance(config_digest: str, precision: str, **extra: Any) -> dict[str, An
         "git_commit": git_commit(),
         "source_digest": codedeps.loaded_source_digest(),
         "config_digest": config_digest,
-        "jax_version": jax.__version__,
+        "jax_version": version("jax"),  # the installed version, without importing JAX into a job that needs none
         "zarr_version": zarr.__version__,
         "xarray_version": xr.__version__,
         "precision": precision,
