@@ -247,6 +247,19 @@ def _map_over_runs(fn):
     return mapped
 
 
+def model_skeleton(make, *args) -> tuple[Any, Any]:
+    """(arrays, static) of the model `make(*args)` would build, without building it.
+
+    `arrays` is the model's array leaves as `jax.ShapeDtypeStruct`s (their tree structure
+    and key paths are those of `eqx.filter(model, eqx.is_array)`), `static` the rest, as
+    `eqx.partition(model, eqx.is_array)` splits a built model. `make` is only traced
+    (`eqx.filter_eval_shape`): a job that needs a template for the structure of its
+    snapshots does not run, and compile op by op, a random initialization for it.
+    """
+    shaped = eqx.filter_eval_shape(make, *args)
+    return eqx.partition(shaped, lambda x: isinstance(x, jax.ShapeDtypeStruct))
+
+
 def init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, width):
     """The per-run loop state before step 0 (vmapped over runs)."""
 

@@ -105,9 +105,8 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
         amp = waves.amplitude_grid_sample(key, batch, s["amplitude_levels"])
         return jnp.mean((predict(model, amp @ basis, run["beta"]) - amp) ** 2)
 
-    template = init_fn(jax.tree.map(lambda x: x[0], runs))
-    static = eqx.partition(template, eqx.is_array)[1]
-    treedef = jax.tree.structure(eqx.filter(template, eqx.is_array))
+    arrays, static = train.model_skeleton(init_fn, jax.tree.map(lambda x: x[0], runs))
+    treedef = jax.tree.structure(arrays)
     lr_steps = s["steps"]
     optimizer = optax.multi_transform({"im": _cosine_adamw(s["lr_im"], lr_steps), "rest": _cosine_adamw(s["lr"], lr_steps)},
                                       waves.param_labels)
@@ -214,9 +213,8 @@ def train_denoise(spec: dict, data: xr.Dataset) -> xr.Dataset:
         lam = denoise.denoise_eigenvalues(n_state, run["alpha"])
         return jnp.mean((model(x, lam, step=step, beta=run["beta"], kappa=kappa) - x) ** 2)
 
-    template = init_fn(jax.tree.map(lambda x: x[0], runs))
-    static = eqx.partition(template, eqx.is_array)[1]
-    treedef = jax.tree.structure(eqx.filter(template, eqx.is_array))
+    arrays, static = train.model_skeleton(init_fn, jax.tree.map(lambda x: x[0], runs))
+    treedef = jax.tree.structure(arrays)
     rec = record_schedule(s["steps"], s["record_points"])
     res = _train(spec, init_fn, loss_fn, _cosine_adamw(s["lr"], s["steps"]), runs, len(rows), rec)
     t_train = time.perf_counter() - t0

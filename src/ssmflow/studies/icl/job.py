@@ -151,9 +151,9 @@ def gd_targets(setup: Setup, ref: th.LinearReference, x: np.ndarray, y: np.ndarr
     return out
 
 
-def evaluate_snapshots(setup: Setup, template, records: dict[str, np.ndarray], tasks: Tasks, targets: dict) -> dict[str, np.ndarray]:
+def evaluate_snapshots(setup: Setup, records: dict[str, np.ndarray], tasks: Tasks, targets: dict) -> dict[str, np.ndarray]:
     """Loss (3) and (22)-(24) of every recorded snapshot on the eval set: name -> (run, record)."""
-    params, static = eqx.partition(template, eqx.is_array)
+    params, static = train.model_skeleton(setup.make, jax.random.key(0))
     paths, treedef = jax.tree_util.tree_flatten_with_path(params)
     names = [jax.tree_util.keystr(p) for p, _ in paths]
     n_run, n_rec = records[names[0]].shape[:2]
@@ -225,7 +225,6 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     log.info("training done (%.0f steps/s); evaluating %d snapshots", res.steps_per_second, steps.size)
     tasks = icl_data.eval_tasks(data, setup.coords, variant)
     x, y = th.as_float64(tasks)
-    template = setup.make(jax.random.key(0))
     if setup.kind == "sine":
         preds = th.sine_predictions(x, y, setup.coords["sine_draw"])
         refs = {f"{k}_loss": float(np.mean(0.5 * (y[:, -1, 0] - v) ** 2)) for k, v in preds.items()}
@@ -240,7 +239,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
             "gd_loss_ps": float(gd.loss_from_grams(ref.grams_eval, ref.etas(k, per_step=True), setup.n_context, setup.d_y)),
             "zero_loss": float(ref.zero_loss_eval),
         }
-    metrics = evaluate_snapshots(setup, template, res.records, tasks, targets)
+    metrics = evaluate_snapshots(setup, res.records, tasks, targets)
     metrics["train_loss"] = res.records["loss"]
     ds = to_dataset(spec, setup, schedule, metrics, refs, res, ref)
     ds.attrs["wall_seconds"] = float(time.perf_counter() - t0)
