@@ -90,6 +90,23 @@ def test_s4d_draws_one_row_per_declared_experiment_only(s4d_results, figure):
     assert [t.split(" ")[0] for t in titles(both)] == ["sdigits", "delay", "delay"], titles(both)
 
 
+def test_the_same_stores_draw_the_same_png(s4d_results, tmp_path):
+    """The figure command draws a strip plot (jittered points: s4d accuracy) byte for byte
+    the same from the same stores, whatever the process drew or drew at random before."""
+    import json
+
+    from ssmflow import cli
+
+    spec = {"accuracy": {k: str(v) for k, v in declared("s4d", {"delay": {}}, "accuracy", s4d_results).items()}}
+    pngs = []
+    for k in range(2):
+        np.random.uniform(size=k + 1)  # another draw from the global RNG in between
+        out = tmp_path / f"{k}" / "accuracy.png"
+        assert cli.main(["figures", "--study", "s4d", "--spec", json.dumps(spec), "--out", str(out)]) == 0
+        pngs.append(out.read_bytes())
+    assert pngs[0] == pngs[1]
+
+
 def test_s4d_drift_and_spectra_read_declared_experiments_only(s4d_results, tmp_path):
     figures = get("s4d").module("figures")
 
