@@ -29,6 +29,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 SMK = [sys.executable, "-m", "snakemake"]
 # the shipped profile, plus a fast first status poll (plugin default: 40 s)
+# Snakemake with Python's Ctrl-C handler whatever SIGINT disposition the suite inherited: a
+# shell without job control starts a background command (`bash .ci/run &`) with SIGINT
+# ignored, every child inherits that, and Python then installs no KeyboardInterrupt handler.
+SMK_INTERRUPTIBLE = [sys.executable, "-c", "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "sys.argv[0] = 'snakemake'; runpy.run_module('snakemake', run_name='__main__', alter_sys=True)"]
 SLURM = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "2"]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 
@@ -176,7 +181,8 @@ def test_an_interrupted_run_resumes_from_the_checkpoint(cluster, tmp_path):
     target = "results/dynamics/F2/trajectories.zarr"  # training + gather; theory and figures add nothing here
     output = tmp_path / "snakemake.out"  # a file, so that the test reads it while Snakemake runs
     with open(output, "w") as sink:
-        proc = subprocess.Popen([*SMK, *SLURM, target], cwd=proj, stdout=sink, stderr=subprocess.STDOUT, text=True, env=venv_env())
+        proc = subprocess.Popen([*SMK_INTERRUPTIBLE, *SLURM, target], cwd=proj, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                env=venv_env())
     deadline, done = time.time() + 300, 0
     while time.time() < deadline and proc.poll() is None and done < 2000:
         time.sleep(0.1)
@@ -185,10 +191,10 @@ def test_an_interrupted_run_resumes_from_the_checkpoint(cluster, tmp_path):
         except (OSError, ValueError):
             done = 0
     assert proc.poll() is None and done >= 2000, f"no checkpoint while training ran: {proc.poll()}"
-    # Ctrl-C, as a user presses it: again while Snakemake has not taken it. Snakemake's log
-    # handler drops a KeyboardInterrupt raised while it writes a line (snakemake/logging.py,
-    # `except (KeyboardInterrupt, SystemExit): pass`), so one SIGINT can be lost; once it is
-    # taken, Snakemake scancels its SLURM jobs and no further signal is sent.
+    # Ctrl-C, as a user presses it: again while Snakemake has not taken it (its log handler
+    # drops a KeyboardInterrupt raised while it writes a line: snakemake/logging.py, `except
+    # (KeyboardInterrupt, SystemExit): pass`); once taken, Snakemake scancels its SLURM jobs
+    # and no further signal is sent.
     for _ in range(60):
         if proc.poll() is not None or "Terminating processes on user request" in output.read_text():
             break
