@@ -28,12 +28,12 @@ from ssmflow import store
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 SMK = [sys.executable, "-m", "snakemake"]
-# the shipped profile, plus a fast first status poll (plugin default: 40 s)
 # Snakemake with Python's Ctrl-C handler whatever SIGINT disposition the suite inherited: a
 # shell without job control starts a background command (`bash .ci/run &`) with SIGINT
 # ignored, every child inherits that, and Python then installs no KeyboardInterrupt handler.
 SMK_INTERRUPTIBLE = [sys.executable, "-c", "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                      "sys.argv[0] = 'snakemake'; runpy.run_module('snakemake', run_name='__main__', alter_sys=True)"]
+# the shipped profile, plus a fast first status poll (plugin default: 40 s)
 SLURM = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "2"]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 
