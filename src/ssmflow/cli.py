@@ -13,6 +13,9 @@
     ssmflow study-store --study S --store X --spec JSON --out STORE   a store from a config section
     ssmflow figures  --study S --spec JSON --out F.png...  figures of a study, each from its declared stores
     ssmflow summary  STORE                              describe a results dataset
+    ssmflow plan     [--config C] [--study S] [--json]  every training job's predicted time and memory,
+                                                        measured by probes (cached in results/.plan)
+    ssmflow probe    --spec JSON --out JSON             one probe: a shard's real program, a few chunks
 
 Every command dispatches to the stage module that the study declares (ssmflow.study):
 the rule that runs it lists that module's source closure as its code inputs.
@@ -384,6 +387,45 @@ def cmd_summary(a) -> int:
     return 0
 
 
+def cmd_probe(a) -> int:
+    """One probe of `ssmflow plan`, in a process of its own (like the job it stands for)."""
+    from ssmflow import plan
+
+    spec = _json_arg(a.spec)
+    _setup(spec["common"]["precision"], None, a.threads)  # no persistent cache: a cold job's compilation
+    result = plan.run_probe(spec, steps=a.steps or plan.PROBE_STEPS)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, sort_keys=True))
+    log.info("probe of %s/%s/%s: %s", spec["study"], spec["experiment"], spec["shard"],
+             {k: round(v, 2) for k, v in plan.predict(result).items()})
+    return 0
+
+
+def cmd_plan(a) -> int:
+    from ssmflow import plan, resources
+
+    cfg = cfgmod.load(a.config)
+    studies = [a.study] if a.study else cfg["studies"]
+    for s in studies:
+        if s not in cfg["studies"]:
+            raise cfgmod.ConfigError(f"`--study` (={s!r}) is not enabled in {a.config}; allowed: {cfg['studies']}.")
+    echo = None if a.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    rows, failures = plan.plan(cfg, studies, threads=a.threads, jobs=a.jobs, root=a.cache_dir, refresh=a.refresh,
+                               timeout_s=a.probe_timeout, echo=echo)
+    limit = resources.job_mem_limit_mb(cfg)
+    source = (f"max_job_mem_mb={limit} MB" if cfg["max_job_mem_mb"] is not None
+              else f"{limit} MB, this host's physical memory (max_job_mem_mb is null)")
+    if a.json:
+        print(json.dumps({"shards": rows, "totals": plan.totals(rows), "mem_limit_mb": limit}, indent=1))
+    else:
+        print(plan.table(rows))
+    plan.check_fits(rows, limit, source)
+    if failures:
+        print(f"{len(failures)} probe(s) failed; their shards are not in the plan:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
 def _jax_options(s: argparse.ArgumentParser) -> None:
     """The options of every command that may compute with JAX."""
     s.add_argument("--cache", help="JAX persistent compilation cache directory")
@@ -461,6 +503,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     _jax_options(s)
     s.set_defaults(fn=cmd_checks)
+
+    s = sub.add_parser("plan", help="predict every training job's time and memory from measured probes")
+    s.add_argument("--config", "--configfile", default="config/config.yaml")
+    s.add_argument("--study", help="plan one study only (default: the config's studies)")
+    s.add_argument("--json", action="store_true", help="print the plan as JSON (rows and totals)")
+    s.add_argument("--threads", type=int, default=1, metavar="N", help="threads per job, as the training rules run them (default 1)")
+    s.add_argument("--jobs", type=int, metavar="K", help="probes at once (default: cores // threads)")
+    s.add_argument("--cache-dir", default="results/.plan", help="where probes are cached (default results/.plan)")
+    s.add_argument("--refresh", action="store_true", help="probe again even where a cached probe matches")
+    s.add_argument("--probe-timeout", type=float, default=600.0, metavar="S",
+                   help="seconds one probe may take (default 600); a probe that takes longer is reported as failed")
+    s.set_defaults(fn=cmd_plan)
+
+    s = sub.add_parser("probe", help="probe one shard (what `ssmflow plan` runs per program shape)")
+    s.add_argument("--spec", required=True, help="shard spec as JSON, or @file.json")
+    s.add_argument("--out", required=True, help="the measurements, JSON")
+    s.add_argument("--steps", type=int, help="steps per probe chunk (default: ssmflow.plan.PROBE_STEPS)")
+    s.add_argument("--threads", type=int, metavar="N", help="CPU threads for JAX's computations (default: all the cores)")
+    s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("summary", help="describe a results dataset")
     s.add_argument("store")

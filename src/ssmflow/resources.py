@@ -2,8 +2,10 @@
 
 A training job holds all runs of its shard (the seeds times the batched axes) in one
 compiled program, so its memory grows with its number of runs: `train_mem_mb` is the one
-formula, used by the training rule's `mem_mb` (workflow/rules/common.smk) and by
-`check_shards`, which the Snakefile runs at parse time. A shard that would ask for more
+formula for a shard that `ssmflow plan` has not measured, used by the training rule's
+`mem_mb` (workflow/rules/common.smk, through `ssmflow.plan.resources_for`) and by
+`check_shards`, which the Snakefile runs at parse time; a measured shard asks for its
+planned memory (`ssmflow.plan.job_mem_mb`) in both. A shard that would ask for more
 than one job may have (the config's `max_job_mem_mb`; null: this host's physical memory,
 `host_mem_mb`) is refused with a `ConfigError` that names it and says what to change.
 """
@@ -59,6 +61,8 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
     **Raises:** `ConfigError` naming every shard over the limit: study, experiment, shard,
     its runs, the memory it asks for, the limit, and what to change.
     """
+    from ssmflow import plan  # a shard that `ssmflow plan` measured asks for its planned memory
+
     limit = job_mem_limit_mb(config)
     source = (f"max_job_mem_mb={limit} MB" if config["max_job_mem_mb"] is not None else
               f"{limit} MB, this host's physical memory (max_job_mem_mb is null; on SLURM set it to your nodes' memory)")
@@ -67,10 +71,12 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
         for exp, exp_shards in by_exp.items():
             for s in exp_shards:
                 n_runs = grid.shard_runs(s.spec)
-                mem = train_mem_mb(n_runs)
+                probe = plan.cached_probe(s.spec)
+                mem = train_mem_mb(n_runs) if probe is None else plan.job_mem_mb(probe["peak_mb"])
                 if mem > limit:
+                    how = "ask for" if probe is None else "ask for (as planned by `ssmflow plan`)"
                     lines.append(f"study {study}, experiment {exp}, shard {s.name}: {n_runs} runs "
-                                 f"({grid.runs_formula(s.spec)}) ask for {mem} MB; the limit is {source}.")
+                                 f"({grid.runs_formula(s.spec)}) {how} {mem} MB; the limit is {source}.")
     if not lines:
         return
     fit = max_runs_within(limit)

@@ -111,6 +111,9 @@ class Study:
     data_keys: Callable[[dict], dict] | None = None  # experiment spec -> the part its data depends on
     train: str = "job"
     figures_module: str = "figures"
+    #: shard axes whose values change a code path but neither the shapes nor the cost of a
+    #: training job: shards differing only in them share one probe of `ssmflow plan`
+    probe_shared: tuple[str, ...] = ()
 
     def module(self, part: str):
         """Import `<package>.<part>` (a stage's module)."""

@@ -65,6 +65,43 @@ NO_STEP = -1  # marks "never happened" in diverged_at / event steps
 ENGINE_SECONDS = {"first_chunk": 0.0, "chunks": 0.0, "n_chunks": 0}
 
 
+@dataclass
+class Probe:
+    """What `probing` measured: one entry per `train_ensemble` call of the block, each with
+    the call's `n_runs`, `n_total` steps, `chunk_steps` (the call's own), `probe_steps` (steps
+    per probe chunk), `first_s` (the first chunk: compilation plus `probe_steps` steps) and
+    `steady_s` (the other chunks' seconds)."""
+
+    steps: int
+    chunks: int
+    steady_s: float
+    calls: list[dict]
+
+
+_PROBES: list[Probe] = []
+
+
+@contextlib.contextmanager
+def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0) -> Iterator[Probe]:
+    """Measure, not train: inside the block every `train_ensemble` call compiles its real
+    per-step program (the same model, loss, optimizer, runs and batching) with chunks of at
+    most `steps` steps, runs the first and then at least two more, until those add up to
+    `steady_s` seconds or `chunks` chunks in all, and returns what it has (the runs' later
+    records NaN, as if not recorded), without checkpoints. `ssmflow.plan` predicts a
+    job's time from it: the first chunk is compilation plus one chunk, the others the
+    per-step time of the whole ensemble.
+    """
+    if steps < 1 or chunks < 3:
+        raise ValueError(f"probing needs steps >= 1 (got {steps}) and chunks >= 3 (got {chunks}): "
+                         "the first chunk compiles, the others time the steps.")
+    probe = Probe(int(steps), int(chunks), float(steady_s), [])
+    _PROBES.append(probe)
+    try:
+        yield probe
+    finally:
+        _PROBES.remove(probe)
+
+
 def set_precision(precision: str) -> None:
     """Set JAX's default float width: `"float64"` or `"float32"`."""
     if precision not in ("float32", "float64"):
@@ -469,6 +506,10 @@ def train_ensemble(
     runs = dict(runs, schedule=jnp.asarray(schedule, int_t), last_step=jnp.asarray(last_step, int_t))
     n_total = int(last_step.max()) + 1 if (last_step >= 0).any() else 0
     n_runs = steps.shape[0]
+    probe = _PROBES[-1] if _PROBES else None
+    own_chunk_steps = int(chunk_steps)
+    if probe is not None:
+        chunk_steps, checkpoint = min(own_chunk_steps, probe.steps), None
 
     carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
     if batching not in ("map", "vmap"):
@@ -476,7 +517,7 @@ def train_ensemble(
     chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching)
 
     ckpt_key = ""
-    if checkpoint is None and _ACTIVE:
+    if checkpoint is None and _ACTIVE and probe is None:
         ctx = _ACTIVE[-1]
         checkpoint = ctx.path if ctx.calls == 0 else ctx.path.with_name(f"{ctx.path.name}.{ctx.calls}")
         ctx.calls += 1
@@ -503,14 +544,17 @@ def train_ensemble(
 
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
+    steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
-        while done < n_total:
+        while done < n_total and (probe is None or chunks_run < 3
+                                  or (chunks_run < probe.chunks and sum(steady) < probe.steady_s)):
             t0 = time.perf_counter()
             carry = chunk(carry, runs)
             jax.block_until_ready(carry["k"])
             dt = time.perf_counter() - t0
             if chunks_run > 0:  # the first chunk of a process includes compilation
                 compute_s += dt
+                steady.append(dt)
             else:
                 first_s = dt
             chunks_run += 1
@@ -539,6 +583,9 @@ def train_ensemble(
     if (diverged_at >= 0).any():
         logger.warning("%d/%d runs diverged (non-finite loss), first at steps %s; each is frozen there and stored "
                        "with its `diverged_at` step", int((diverged_at >= 0).sum()), n_runs, sorted(set(diverged_at[diverged_at >= 0].tolist())))
+    if probe is not None:
+        probe.calls.append({"n_runs": int(n_runs), "n_total": int(n_total), "chunk_steps": own_chunk_steps,
+                            "probe_steps": int(chunk_steps), "first_s": first_s, "steady_s": steady})
     steady_chunks = max(chunks_run - 1, 0)
     ENGINE_SECONDS["first_chunk"] += first_s
     ENGINE_SECONDS["chunks"] += compute_s

@@ -10,6 +10,7 @@ from ssmflow import codedeps
 from ssmflow import config as ssm_config
 from ssmflow import freshness
 from ssmflow import grid as ssm_grid
+from ssmflow import plan as ssm_plan
 from ssmflow import resources as ssm_resources
 from ssmflow import study as ssm_study
 
@@ -181,28 +182,29 @@ def figure_paths(study):
     return sorted({path for stores in figure_inputs(study).values() for path in stores.values()})
 
 
-def train_mem_mb(study):
-    """resources function: memory of a training job, grown with its number of runs and
-    attempt, capped at the job memory limit (ssmflow.resources.train_mem_mb)."""
-
-    def mem(wildcards, attempt):
-        n_runs = ssm_grid.shard_runs(get_shard(study, wildcards.exp, wildcards.shard).spec)
-        return ssm_resources.train_mem_mb(n_runs, attempt, JOB_MEM_LIMIT_MB)
-
-    return mem
-
-
-# SLURM time limit of a training job in minutes, per attempt (a retry gets twice as long
-# and resumes from the job's checkpoint, so a time-out loses at most one checkpoint
-# interval). A documented constant: a shard's cost is not known before it is planned.
-# Raise it for one study's training with the profile's set-resources
-# (`<study>_train: {runtime: 240}`).
+# SLURM time limit of a training job in minutes, per attempt, for a shard that `ssmflow plan`
+# has not measured (a retry gets twice as long and resumes from the job's checkpoint, so a
+# time-out loses at most one checkpoint interval). Raise it for one study's training with
+# the profile's set-resources (`<study>_train: {runtime: 240}`).
 TRAIN_RUNTIME_MIN = 60
+#: threads of a training job (the train rule's `threads`), which the plan's probes ran on
+TRAIN_THREADS = 1
 
 
-def train_runtime(wildcards, attempt):
-    """resources function: the SLURM time limit (minutes) of a training job."""
-    return TRAIN_RUNTIME_MIN * attempt
+def train_resource(study, name):
+    """resources function: `mem_mb` or `runtime` (minutes) of a training job on its attempt.
+
+    From the shard's cached probe of `ssmflow plan` (results/.plan; the predicted peak and
+    wall time with the plan's safety factors) when the plan has measured its program with
+    this code and config, else the defaults: memory growing with the shard's runs
+    (ssmflow.resources.train_mem_mb), TRAIN_RUNTIME_MIN. A retry asks for twice as much;
+    memory is capped at the job memory limit."""
+
+    def value(wildcards, attempt):
+        spec = get_shard(study, wildcards.exp, wildcards.shard).spec
+        return ssm_plan.resources_for(spec, attempt, JOB_MEM_LIMIT_MB, TRAIN_RUNTIME_MIN, TRAIN_THREADS)[name]
+
+    return value
 
 
 # Training jobs checkpoint to results/.checkpoints/<study>/<exp>/<shard>.ckpt, outside

@@ -67,10 +67,10 @@ for _decl in STUDIES.values():
             f"results/logs/{_s}/{{exp}}/train_{{shard}}.log",
         benchmark:
             f"results/benchmarks/{_s}/{{exp}}/train_{{shard}}.tsv"
-        threads: 1
+        threads: TRAIN_THREADS
         resources:
-            mem_mb=train_mem_mb(_s),
-            runtime=train_runtime,
+            mem_mb=train_resource(_s, "mem_mb"),
+            runtime=train_resource(_s, "runtime"),
             cpus_per_task=1,
             checkpoint_every_s=CHECKPOINT_EVERY_S,
         shell:

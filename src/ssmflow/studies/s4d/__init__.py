@@ -90,4 +90,7 @@ STUDY = Study(
     check_config=check_config,
     data="data",
     data_keys=data_keys,  # the task data and splits, results/s4d/<exp>/data.zarr
+    # ZOH and bilinear differ in a few elementwise ops on the (H, N) parameters per step,
+    # against the length-L convolutions: one probe of `ssmflow plan` serves both
+    probe_shared=("disc",),
 )

@@ -1,0 +1,318 @@
+"""`ssmflow plan`: what a config's training jobs will cost, measured before any is submitted.
+
+For every training shard of a config, the plan gives its runs and steps and a predicted
+wall time and peak memory on this machine's backend. The prediction is measured, not
+guessed from formulas: a *probe* (`ssmflow probe`, a child process like a real job, on the
+threads the job would get) synthesizes the experiment's data, builds the shard's models,
+compiles its real training program (`train.probing`: the same model, loss, optimizer,
+runs and batching, with short chunks), times a few chunks, evaluates and writes the store
+as the job does. From it:
+
+    predicted = import + setup and evaluation + compilation + chunks x chunk steps x step time
+
+where the step time is the median probe chunk over its steps (the ensemble's step, all
+runs of the shard), and peak memory is the probe process's peak resident set (the
+records' buffers are allocated whole at the start, so a short run reaches the job's peak).
+The data stage's own job is not in the training prediction (`data_s` is reported beside it).
+
+One probe serves every shard of the same *program shape*: the shards of one experiment
+whose specs differ only in the values of the study's `probe_shared` axes (code paths of
+the same cost, e.g. s4d's discretization). Probes are cached under `results/.plan/`,
+keyed by that shape, the sources of the study's training code, the JAX version and the
+threads, so a plan is measured once and refreshed when the code or config changes. The
+SLURM resources of each training job come from the cached probe when there is one
+(`resources_for`, with `RUNTIME_SAFETY` and `MEM_SAFETY`), and from the fixed defaults
+(`ssmflow.resources`) when not.
+
+This module is light (no JAX): Snakemake reads the cached plan at every start.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+
+from ssmflow import codedeps, grid
+from ssmflow import resources as res
+from ssmflow import study as study_contract
+from ssmflow.config import ConfigError, digest
+
+#: where the probes are cached: results/.plan/<study>/<experiment>/<shape digest>.json
+PLAN_ROOT = Path("results/.plan")
+#: steps per probe chunk (at most the job's own chunk)
+PROBE_STEPS = 10
+#: the probe times chunks after the first until they add up to this many seconds ...
+PROBE_STEADY_S = 1.0
+#: ... or this many chunks (at least 2 after the first)
+PROBE_MAX_CHUNKS = 40
+#: a training job's SLURM time limit is this times its predicted wall time (machines of
+#: one kind differ by up to 2x; a retry doubles it again and resumes from the checkpoint)
+RUNTIME_SAFETY = 2.0
+#: ... and its memory this times the probe's peak, plus MEM_MARGIN_MB
+MEM_SAFETY = 1.25
+MEM_MARGIN_MB = 200
+#: the shortest time limit a planned job asks for (minutes)
+MIN_RUNTIME_MIN = 5
+
+
+def shape_spec(spec: dict) -> dict:
+    """The part of a shard spec that fixes its training program's shape and cost: the spec
+    without its name and with the study's `probe_shared` axes' values masked."""
+    shared = study_contract.get(spec["study"]).probe_shared
+    out = copy.deepcopy({k: v for k, v in spec.items() if k not in ("shard", "train_seeds")})
+    for axis in shared:
+        if axis in out["axes"]:
+            out["axes"][axis] = "*"
+    return out
+
+
+@functools.cache
+def _code_digest(study: str) -> str:
+    decl = study_contract.get(study)
+    return codedeps.source_digest(*(decl.module_name(p) for p in decl.training_parts))
+
+
+@functools.cache
+def _jax_version() -> str:
+    try:
+        return metadata.version("jax")
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def probe_key(spec: dict, threads: int = 1) -> str:
+    """The digest a probe of `spec` is cached under: its program shape, the study's
+    training code, the JAX version and the threads the job runs on."""
+    return digest({"shape": shape_spec(spec), "code": _code_digest(spec["study"]), "jax": _jax_version(),
+                   "threads": threads, "probe": [PROBE_STEPS, PROBE_STEADY_S]})
+
+
+def probe_path(spec: dict, threads: int = 1, root: str | os.PathLike = PLAN_ROOT) -> Path:
+    return Path(root) / spec["study"] / spec["experiment"] / f"{probe_key(spec, threads)}.json"
+
+
+def cached_probe(spec: dict, threads: int = 1, root: str | os.PathLike = PLAN_ROOT) -> dict | None:
+    """The cached probe of `spec`'s program shape, or None (never probed, or probed with
+    other code, config or JAX)."""
+    path = probe_path(spec, threads, root)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def predict(probe: Mapping) -> dict:
+    """A job's predicted seconds and memory from one probe's measurements (`run_probe`)."""
+    compile_s = train_s = steps = 0.0
+    for call in probe["calls"]:
+        steady = call["steady_s"]
+        chunk_s = statistics.median(steady) if steady else call["first_s"]
+        step_s = chunk_s / call["probe_steps"]
+        n_chunks = math.ceil(call["n_total"] / call["chunk_steps"]) if call["n_total"] else 0
+        train_s += n_chunks * call["chunk_steps"] * step_s
+        compile_s += max(call["first_s"] - chunk_s, 0.0)
+        steps += call["n_total"]
+    total = probe["import_s"] + probe["other_s"] + probe["write_s"] + compile_s + train_s
+    return {"wall_s": total, "import_s": probe["import_s"], "setup_eval_s": probe["other_s"] + probe["write_s"],
+            "compile_s": compile_s, "train_s": train_s, "steps": int(steps), "peak_mb": probe["peak_mb"]}
+
+
+def run_probe(spec: dict, steps: int = PROBE_STEPS) -> dict:
+    """Probe one shard in this process (the body of `ssmflow probe`): synthesize its data,
+    run its job under `train.probing`, write its store to a temporary directory, and return
+    the measurements (seconds, peak resident MB)."""
+    import resource
+
+    import ssmflow
+    from ssmflow import store, train
+
+    decl = study_contract.get(spec["study"])
+    job = decl.module(decl.train)
+    t_imported = time.perf_counter()
+    data = decl.module(decl.data).data_dataset(spec) if decl.data else None
+    t_data = time.perf_counter()
+    before = dict(train.ENGINE_SECONDS)
+    with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S) as probe:
+        ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
+    t_trained = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ssmflow-probe-") as tmp:
+        store.write_atomic(ds, Path(tmp) / "shard.zarr", whole=decl.whole_dims)
+    t_written = time.perf_counter()
+    engine = sum(train.ENGINE_SECONDS[k] - before[k] for k in ("first_chunk", "chunks"))
+    import jax
+
+    return {
+        "study": spec["study"], "experiment": spec["experiment"], "shard": spec["shard"],
+        "import_s": t_imported - ssmflow.IMPORTED_AT, "data_s": t_data - t_imported,
+        "other_s": max(t_trained - t_data - engine, 0.0), "write_s": t_written - t_trained,
+        "calls": probe.calls, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "backend": jax.default_backend(), "jax": jax.__version__,
+    }
+
+
+class ProbeFailed(RuntimeError):
+    """A probe that exited with an error, was killed (out of memory) or ran out of time."""
+
+
+def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout_s: float | None = None) -> dict:
+    """Run `ssmflow probe` for `spec` in a fresh process (a job's own imports, threads and
+    memory) and cache its result; a failed probe raises `ProbeFailed` with the tail of its log."""
+    path = probe_path(spec, threads, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{spec['study']}_{spec['experiment']}_{spec['shard']}.log"
+    tmp = path.with_name(f".{path.name}.tmp")
+    cmd = [sys.executable, "-m", "ssmflow.cli", "probe", "--spec", json.dumps(spec, sort_keys=True),
+           "--out", str(tmp), "--threads", str(threads)]
+    name = f"{spec['study']}/{spec['experiment']}/{spec['shard']}"
+    with open(log, "w") as out:
+        try:
+            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            raise ProbeFailed(f"probe of {name} ran out of its {timeout_s:g} s (--probe-timeout): its job takes "
+                              f"longer than that to compile, set up and evaluate; log {log}") from None
+    if rc != 0:
+        tail = "\n".join(log.read_text().splitlines()[-12:])
+        why = " (killed: out of memory?)" if rc in (-9, 137) else ""
+        raise ProbeFailed(f"probe of {name} failed (exit {rc}){why}; log {log}:\n{tail}")
+    result = json.loads(tmp.read_text())
+    result["shape"] = shape_spec(spec)
+    tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return result
+
+
+def plan(config: dict, studies: Sequence[str] | None = None, *, threads: int = 1, jobs: int | None = None,
+         root: str | os.PathLike = PLAN_ROOT, refresh: bool = False, timeout_s: float | None = None,
+         echo=None) -> tuple[list[dict], list[str]]:
+    """Every training shard of a validated config with its predicted cost.
+
+    **Arguments:** `config` (validated); `studies` (default: the config's); `threads` per
+    probe (the training rules' `threads`); `jobs` probes at once (default: cores // threads);
+    `root` the probe cache; `refresh` probes again even where a cached probe matches;
+    `timeout_s` per probe; `echo(str)` is told of each probe as it starts and ends.
+    **Returns:** `(rows, failures)`: one row per shard with a probe: study, experiment,
+    shard, runs, steps, the prediction (`predict`), `probed_as` (the shard whose probe it
+    shares) and `cached`; and one message per failed probe (its shards have no row).
+    """
+    root = Path(root)
+    shards = [s for st in (studies or config["studies"]) for exp in grid.expand(config, st).values() for s in exp]
+    groups: dict[Path, list[grid.Shard]] = {}
+    for s in shards:
+        groups.setdefault(probe_path(s.spec, threads, root), []).append(s)
+    todo = [(path, members[0]) for path, members in groups.items() if refresh or not path.exists()]
+    jobs = jobs or max(1, (os.cpu_count() or 1) // threads)
+    log_dir = root / "logs"
+
+    def one(item):
+        path, s = item
+        if echo:
+            echo(f"probing {s.study}/{s.experiment}/{s.name} ({grid.shard_runs(s.spec)} runs)")
+        t0 = time.perf_counter()
+        try:
+            _probe_in_child(s.spec, threads, root, log_dir, timeout_s)
+        except ProbeFailed as err:
+            return str(err)
+        if echo:
+            echo(f"probed  {s.study}/{s.experiment}/{s.name} in {time.perf_counter() - t0:.1f} s")
+        return None
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        failures = [msg for msg in pool.map(one, todo) if msg]
+    probed = {path for path, _ in todo}
+    rows = []
+    for path, members in groups.items():
+        if not path.exists():
+            continue  # its probe failed
+        probe = json.loads(path.read_text())
+        pred = predict(probe)
+        for s in members:
+            rows.append({"study": s.study, "experiment": s.experiment, "shard": s.name,
+                         "runs": grid.shard_runs(s.spec), **pred, "probed_as": probe["shard"],
+                         "backend": probe["backend"], "cached": path not in probed, "probe": str(path)})
+    order = {(s.study, s.experiment, s.name): i for i, s in enumerate(shards)}
+    rows.sort(key=lambda r: order[(r["study"], r["experiment"], r["shard"])])
+    return rows, failures
+
+
+def totals(rows: Sequence[Mapping]) -> dict:
+    """Core-hours (wall x threads summed over jobs), the longest job and the largest peak."""
+    return {"jobs": len(rows), "wall_s": sum(r["wall_s"] for r in rows),
+            "longest_s": max((r["wall_s"] for r in rows), default=0.0),
+            "peak_mb": max((r["peak_mb"] for r in rows), default=0.0)}
+
+
+def check_fits(rows: Sequence[Mapping], limit_mb: int, source: str) -> None:
+    """Refuse a plan with a shard whose predicted memory (with `MEM_SAFETY`) exceeds one
+    job's limit: a `ConfigError` naming each such shard and by how much."""
+    over = [(r, job_mem_mb(r["peak_mb"])) for r in rows]
+    over = [(r, mem) for r, mem in over if mem > limit_mb]
+    if not over:
+        return
+    lines = [f"{r['study']}/{r['experiment']}/{r['shard']}: {r['runs']} runs, predicted peak {r['peak_mb']:.0f} MB, "
+             f"asks {mem} MB, {mem - limit_mb} MB ({mem / limit_mb - 1:.0%}) over" for r, mem in over]
+    raise ConfigError(f"training jobs that would not fit in one job's memory ({source}):\n  " + "\n  ".join(lines)
+                      + "\nLower the shard's runs (seeds, batched axes), set max_runs_per_shard to split it, "
+                        "or raise max_job_mem_mb if your nodes have more memory.")
+
+
+def job_mem_mb(peak_mb: float, attempt: int = 1) -> int:
+    """The memory (MB) a planned job asks for on its `attempt`-th try."""
+    return int(math.ceil(peak_mb * MEM_SAFETY + MEM_MARGIN_MB)) * attempt
+
+
+def job_runtime_min(wall_s: float, attempt: int = 1) -> int:
+    """The time limit (minutes) a planned job asks for on its `attempt`-th try."""
+    return max(MIN_RUNTIME_MIN, int(math.ceil(wall_s * RUNTIME_SAFETY / 60))) * attempt
+
+
+def resources_for(spec: dict, attempt: int, limit_mb: int, default_runtime_min: int,
+                  threads: int = 1, root: str | os.PathLike = PLAN_ROOT) -> dict:
+    """A training job's `mem_mb` and `runtime` (minutes) on its `attempt`-th try: from its
+    cached probe when there is one (`source`: "plan"), else the fixed defaults
+    (`ssmflow.resources.train_mem_mb`, `default_runtime_min` per attempt; `source`: "default").
+    Memory never exceeds `limit_mb`."""
+    probe = cached_probe(spec, threads, root)
+    if probe is None:
+        return {"mem_mb": res.train_mem_mb(grid.shard_runs(spec), attempt, limit_mb),
+                "runtime": default_runtime_min * attempt, "source": "default"}
+    pred = predict(probe)
+    return {"mem_mb": min(job_mem_mb(pred["peak_mb"], attempt), limit_mb),
+            "runtime": job_runtime_min(pred["wall_s"], attempt), "source": "plan"}
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def table(rows: Sequence[Mapping]) -> str:
+    """The plan as a text table, one line per shard, then the totals."""
+    head = ("shard", "runs", "steps", "compile", "train", "other", "wall", "peak MB", "probe")
+    lines = [[f"{r['study']}/{r['experiment']}/{r['shard']}", str(r["runs"]), str(r["steps"]), _fmt_s(r["compile_s"]),
+              _fmt_s(r["train_s"]), _fmt_s(r["import_s"] + r["setup_eval_s"]), _fmt_s(r["wall_s"]),
+              f"{r['peak_mb']:.0f}", ("cached" if r["cached"] else "new") + ("" if r["probed_as"] == r["shard"] else
+                                                                             f" (as {r['probed_as']})")] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=False)]
+    fmt = "  ".join(f"{{:{'<' if i in (0, 8) else '>'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*line) for line in lines]
+    t = totals(rows)
+    backend = sorted({r["backend"] for r in rows})
+    out.append(f"{t['jobs']} training jobs: {t['wall_s'] / 3600:.2f} core-hours on {'/'.join(backend) or '-'} "
+               f"(one thread each), longest {_fmt_s(t['longest_s'])}, largest peak {t['peak_mb']:.0f} MB")
+    return "\n".join(out)

@@ -1,0 +1,155 @@
+"""`ssmflow plan`: predictions from probes of the real training programs, and the jobs' resources from them."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from conftest import make_project, smk, tiny_config, venv_env
+from test_s4d_config import s4d_config
+
+from ssmflow import config as cfgmod
+from ssmflow import grid, plan, train
+
+
+def test_prediction_is_compilation_plus_every_chunk_at_the_probed_step_time():
+    probe = {"import_s": 3.0, "other_s": 2.0, "write_s": 0.5, "peak_mb": 700.0,
+             "calls": [{"n_runs": 4, "n_total": 1001, "chunk_steps": 200, "probe_steps": 10,
+                        "first_s": 5.1, "steady_s": [0.1, 0.12, 0.1, 0.5]}]}
+    pred = plan.predict(probe)
+    # median chunk 0.11 s over 10 steps; the job runs ceil(1001 / 200) = 6 chunks of 200 steps
+    assert pred["train_s"] == pytest.approx(6 * 200 * 0.011)
+    assert pred["compile_s"] == pytest.approx(5.1 - 0.11)
+    assert pred["wall_s"] == pytest.approx(3.0 + 2.0 + 0.5 + 4.99 + 13.2)
+    assert pred["steps"] == 1001 and pred["peak_mb"] == 700.0
+    two = {**probe, "calls": probe["calls"] * 2}  # a job that trains two ensembles pays both
+    assert plan.predict(two)["train_s"] == pytest.approx(2 * pred["train_s"])
+
+
+def test_safety_factors_and_retries():
+    assert plan.job_mem_mb(1000.0) == math.ceil(1000 * plan.MEM_SAFETY + plan.MEM_MARGIN_MB)
+    assert plan.job_mem_mb(1000.0, attempt=2) == 2 * plan.job_mem_mb(1000.0)
+    assert plan.job_runtime_min(10.0) == plan.MIN_RUNTIME_MIN  # a short job still gets the floor
+    assert plan.job_runtime_min(3600.0) == math.ceil(3600 * plan.RUNTIME_SAFETY / 60)
+    assert plan.job_runtime_min(3600.0, attempt=2) == 2 * plan.job_runtime_min(3600.0)
+
+
+def test_shards_share_a_probe_exactly_when_only_a_shared_axis_differs():
+    cfg = s4d_config()
+    cfg["s4d"]["experiments"]["delay"]["axes"].update(disc=["zoh", "bilinear"], N=[4, 8])
+    shards = grid.expand(cfgmod.validate(cfg), "s4d")["delay"]
+    keys = {(s.fixed["N"], s.fixed["disc"]): plan.probe_key(s.spec) for s in shards}
+    assert keys[(4, "zoh")] == keys[(4, "bilinear")] != keys[(8, "zoh")] == keys[(8, "bilinear")]
+    # another learning rate, seed count or thread count is another program or another job
+    spec = shards[0].spec
+    assert plan.probe_key({**spec, "common": {**spec["common"], "seeds": 5}}) != plan.probe_key(spec)
+    assert plan.probe_key(spec, threads=2) != plan.probe_key(spec)
+    dyn = grid.expand(cfgmod.validate(tiny_config()), "dynamics")["F3"]  # dynamics shares nothing
+    assert len({plan.probe_key(s.spec) for s in dyn}) == len(dyn) == 2
+
+
+def test_probing_runs_a_few_short_chunks_of_the_real_program():
+    from conftest import quadratic_ensemble
+
+    *fns, runs, steps = quadratic_ensemble(n_steps=600)
+    with train.probing(steps=7, chunks=5, steady_s=1e9) as probe:
+        res = train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    (call,) = probe.calls
+    assert call["probe_steps"] == 7 and call["chunk_steps"] == 100 and call["n_total"] == steps.max() + 1
+    assert len(call["steady_s"]) == 4 and res.chunks_run == 5  # stopped at `chunks`, not at the run's end
+    with train.probing(steps=7, chunks=50, steady_s=0.0) as probe:
+        train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    assert len(probe.calls[0]["steady_s"]) == 2  # at least two chunks after the first, then the time budget
+    # what the probe trained is the start of the real run: the records of its 35 steps
+    # agree with a full run's, the later ones are NaN (not recorded)
+    full = train.train_ensemble(*fns, runs, steps, chunk_steps=7)
+    for name, rec in res.records.items():
+        early, late = (steps >= 0) & (steps < 35), steps >= 35
+        assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """A small project (one dynamics shard, one s4d shard) planned, then trained job by job."""
+    cfg = s4d_config()
+    cfg["dynamics"]["experiments"] = {"F1": tiny_config()["dynamics"]["experiments"]["F1"]}
+    cfg["s4d"]["experiments"]["delay"]["axes"]["N"] = [8]
+    proj = make_project(tmp_path_factory.mktemp("plan"), cfg)
+    out = subprocess.run([sys.executable, "-m", "ssmflow.cli", "plan", "--json"], cwd=proj, env=venv_env(),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out.stdout)["shards"]
+    def ssmflow(*args):
+        return subprocess.run([sys.executable, "-m", "ssmflow.cli", *args], cwd=proj, env=venv_env(),
+                              capture_output=True, text=True, check=True).stdout
+
+    measured = {}
+    for row in rows:  # the real job of each shard, cold (no compile cache), one thread, as the rule runs it
+        where = ["--study", row["study"], "--experiment", row["experiment"]]
+        data = proj / f"{row['study']}_data.zarr"
+        ssmflow("data", "--spec", ssmflow("spec", *where, "--data"), "--out", str(data), "--threads", "1")
+        spec = ssmflow("spec", *where, "--shard", row["shard"])
+        t0 = time.perf_counter()
+        ssmflow("train", "--spec", spec, "--data", str(data), "--threads", "1", "--checkpoint", "none",
+                "--out", str(proj / f"{row['study']}_{row['shard']}.zarr"))
+        measured[row["study"]] = time.perf_counter() - t0
+    return proj, rows, measured
+
+
+def test_plan_predicts_each_jobs_wall_time_within_a_factor_two(planned):
+    _, rows, measured = planned
+    assert [(r["study"], r["shard"]) for r in rows] == [("dynamics", "N=1_param=untied_depth=1_conv=circular"),
+                                                         ("s4d", "N=8_disc=zoh")]
+    for r in rows:
+        ratio = r["wall_s"] / measured[r["study"]]
+        print(f"{r['study']}/{r['shard']}: predicted {r['wall_s']:.1f} s, measured {measured[r['study']]:.1f} s ({ratio:.2f}x)")
+        assert 0.5 <= ratio <= 2.0, (r, measured)
+        assert r["compile_s"] > 0 and r["steps"] > 0 and 100 < r["peak_mb"] < 4000 and not r["cached"]
+
+
+def test_a_second_plan_reuses_the_cached_probes(planned):
+    proj, rows, _ = planned
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "ssmflow.cli", "plan"], cwd=proj, env=venv_env(),
+                         capture_output=True, text=True, check=True)
+    assert time.perf_counter() - t0 < 30 and "probing" not in out.stderr, out.stderr
+    table = out.stdout.splitlines()
+    assert table[0].split()[:3] == ["shard", "runs", "steps"] and "cached" in table[2] and "cached" in table[3]
+    assert table[-1].startswith("2 training jobs:") and "core-hours on cpu" in table[-1]
+
+
+def test_a_plan_whose_shard_does_not_fit_names_it_and_by_how_much(planned):
+    proj, rows, _ = planned
+    cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
+    cfg["max_job_mem_mb"] = 400
+    (proj / "small.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "ssmflow.cli", "plan", "--config", "small.yaml"], cwd=proj, env=venv_env(),
+                         capture_output=True, text=True)
+    assert out.returncode == 2, out.stdout + out.stderr
+    for r in rows:
+        mem = plan.job_mem_mb(r["peak_mb"])
+        assert f"{r['study']}/{r['experiment']}/{r['shard']}: {r['runs']} runs" in out.stderr
+        assert f"asks {mem} MB, {mem - 400} MB" in out.stderr
+    assert "max_job_mem_mb=400 MB" in out.stderr
+
+
+def test_training_jobs_ask_for_the_planned_resources(planned):
+    """Snakemake sizes each training job from the cached plan, and again from the defaults
+    once the code the plan measured changes."""
+    proj, rows, _ = planned
+    res = smk(proj, "-n", "--forceall")
+    for r in rows:
+        mem, runtime = plan.job_mem_mb(r["peak_mb"]), plan.job_runtime_min(r["wall_s"])
+        assert f"mem_mb={mem}" in res.stdout and f"runtime={runtime}" in res.stdout, res.stdout[-3000:]
+    job = proj / "src/ssmflow/studies/dynamics/job.py"
+    job.write_text(job.read_text() + "\n# an edit\n")
+    res = smk(proj, "-n", "--forceall")
+    assert "runtime=60" in res.stdout  # the dynamics shard: no probe of this code
+    s4d = next(r for r in rows if r["study"] == "s4d")
+    assert f"runtime={plan.job_runtime_min(s4d['wall_s'])}" in res.stdout  # the s4d shard's probe still holds
