@@ -141,15 +141,23 @@ def test_a_plan_whose_shard_does_not_fit_names_it_and_by_how_much(planned):
 
 def test_training_jobs_ask_for_the_planned_resources(planned):
     """Snakemake sizes each training job from the cached plan, and again from the defaults
-    once the code the plan measured changes."""
+    once the config of a shard the plan measured changes."""
     proj, rows, _ = planned
     res = smk(proj, "-n", "--forceall")
     for r in rows:
         mem, runtime = plan.job_mem_mb(r["peak_mb"]), plan.job_runtime_min(r["wall_s"])
         assert f"mem_mb={mem}" in res.stdout and f"runtime={runtime}" in res.stdout, res.stdout[-3000:]
-    job = proj / "src/ssmflow/studies/dynamics/job.py"
-    job.write_text(job.read_text() + "\n# an edit\n")
-    res = smk(proj, "-n", "--forceall")
-    assert "runtime=60" in res.stdout  # the dynamics shard: no probe of this code
+    cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
+    cfg["dynamics"]["experiments"]["F1"]["axes"]["kappa"] = [0.03]
+    (proj / "other.yaml").write_text(yaml.safe_dump(cfg))
+    res = smk(proj, "-n", "--forceall", "--configfile", "other.yaml")
+    assert "runtime=60" in res.stdout  # the dynamics shard: its new spec was never probed
     s4d = next(r for r in rows if r["study"] == "s4d")
     assert f"runtime={plan.job_runtime_min(s4d['wall_s'])}" in res.stdout  # the s4d shard's probe still holds
+
+
+def test_the_probe_key_follows_the_training_code(monkeypatch):
+    spec = grid.expand(cfgmod.validate(tiny_config()), "dynamics")["F1"][0].spec
+    key = plan.probe_key(spec)
+    monkeypatch.setattr(plan, "_code_digest", lambda study: "edited")
+    assert plan.probe_key(spec) != key

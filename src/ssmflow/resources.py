@@ -53,6 +53,14 @@ def job_mem_limit_mb(config: Mapping) -> int:
     return host_mem_mb() if limit is None else int(limit)
 
 
+def job_mem_limit(config: Mapping) -> tuple[int, str]:
+    """`(limit MB, where it comes from)` of one job's memory, for messages that name it."""
+    limit = job_mem_limit_mb(config)
+    source = (f"max_job_mem_mb={limit} MB" if config["max_job_mem_mb"] is not None else
+              f"{limit} MB, this host's physical memory (max_job_mem_mb is null; on SLURM set it to your nodes' memory)")
+    return limit, source
+
+
 def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], config: Mapping) -> None:
     """Refuse a config whose training shard would ask for more memory than one job may have.
 
@@ -63,9 +71,7 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
     """
     from ssmflow import plan  # a shard that `ssmflow plan` measured asks for its planned memory
 
-    limit = job_mem_limit_mb(config)
-    source = (f"max_job_mem_mb={limit} MB" if config["max_job_mem_mb"] is not None else
-              f"{limit} MB, this host's physical memory (max_job_mem_mb is null; on SLURM set it to your nodes' memory)")
+    limit, source = job_mem_limit(config)
     lines = []
     for study, by_exp in shards.items():
         for exp, exp_shards in by_exp.items():
