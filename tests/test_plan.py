@@ -74,6 +74,62 @@ def test_probing_runs_a_few_short_chunks_of_the_real_program():
         assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
 
 
+def test_a_program_over_the_memory_budget_is_compiled_not_run():
+    from conftest import quadratic_ensemble
+
+    *fns, runs, steps = quadratic_ensemble(n_steps=600)
+    with train.probing(steps=7, chunks=5) as probe:
+        train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    program = probe.calls[0]["program_mb"]
+    assert 0 < program < 50, program  # XLA's memory analysis of the compiled chunk
+    held = train._rss_mb()
+    with train.probing(steps=7, chunks=5, mem_budget_mb=held / 2) as probe:
+        with pytest.raises(train.ProgramTooBig) as err:
+            train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    assert err.value.needed_mb > held / 2 and err.value.program_mb == pytest.approx(program, rel=1e-6)
+    assert probe.calls == []  # nothing ran
+
+
+def test_probes_share_the_memory_and_a_big_one_runs_again_alone(monkeypatch, tmp_path):
+    """Two probes at once each get half the available memory; one whose program needs more
+    is probed again alone with all of it, and one that needs more than all is not run."""
+    cfg = cfgmod.validate(tiny_config())
+    shards = [s for exp in grid.expand(cfg, "dynamics").values() for s in exp]
+    assert len(shards) == 3
+    needs = dict(zip([s.name for s in shards], [100.0, 1500.0, 5000.0], strict=True))
+    budgets = []
+
+    def fake_child(spec, threads, root, log_dir, timeout_s=None, mem_budget_mb=None):
+        budgets.append((spec["shard"], mem_budget_mb))
+        path = plan.probe_path(spec, threads, root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if needs[spec["shard"]] > mem_budget_mb:
+            result = {"too_big": {"needed_mb": needs[spec["shard"]], "program_mb": 1.0, "budget_mb": mem_budget_mb}}
+        else:
+            result = {"import_s": 1.0, "other_s": 1.0, "write_s": 0.0, "peak_mb": needs[spec["shard"]],
+                      "calls": [{"n_total": 10, "chunk_steps": 10, "probe_steps": 10, "first_s": 2.0, "steady_s": [1.0]}]}
+        result.update(shard=spec["shard"], backend="cpu")
+        path.write_text(json.dumps(result))
+        return result
+
+    monkeypatch.setattr(plan, "_probe_in_child", fake_child)
+    monkeypatch.setattr(plan.res, "host_available_mb", lambda: 2000 + plan.PROBE_MEM_RESERVE_MB)
+    rows, failures = plan.plan(cfg, ["dynamics"], jobs=2, root=tmp_path)
+    assert not failures
+    small, mid, big = (s.name for s in shards)
+    assert sorted(budgets) == sorted([(small, 1000.0), (mid, 1000.0), (big, 1000.0), (mid, 2000.0)])
+    got = {r["shard"]: (r["measured"], r["peak_mb"], r["wall_s"]) for r in rows}
+    assert got == {small: (True, 100.0, 4.0), mid: (True, 1500.0, 4.0), big: (False, 5000.0, None)}  # 1 + 1 + 1 + 1 s
+    with pytest.raises(cfgmod.ConfigError, match=rf"dynamics/\w+/{big}: .* predicted peak 5000 MB, asks 6450 MB, 2450 MB"):
+        plan.check_fits(rows, 4000, "max_job_mem_mb=4000 MB")
+    assert "too big to run on this host" in plan.table(rows)
+    # a host with more memory probes the too-big shape again; the others stay cached
+    budgets.clear()
+    monkeypatch.setattr(plan.res, "host_available_mb", lambda: 6000 + plan.PROBE_MEM_RESERVE_MB)
+    rows, _ = plan.plan(cfg, ["dynamics"], jobs=2, root=tmp_path)
+    assert budgets == [(big, 3000.0), (big, 6000.0)] and all(r["measured"] for r in rows)
+
+
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
     """A small project (one dynamics shard, one s4d shard) planned, then trained job by job."""
@@ -122,6 +178,21 @@ def test_a_second_plan_reuses_the_cached_probes(planned):
     table = out.stdout.splitlines()
     assert table[0].split()[:3] == ["shard", "runs", "steps"] and "cached" in table[2] and "cached" in table[3]
     assert table[-1].startswith("2 training jobs:") and "core-hours on cpu" in table[-1]
+
+
+def test_a_refresh_whose_probe_fails_shows_no_older_probe(planned):
+    """`--refresh` with probes that fail (here: out of their time) reports the failures and
+    leaves those shards out of the plan, instead of passing the older cached probe off as new."""
+    proj, rows, _ = planned
+    cfg = cfgmod.load(proj / "config/config.yaml")
+    root = proj / "results/.plan"
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    got, failures = plan.plan(cfg, root=root, refresh=True, timeout_s=0.2)
+    assert got == [] and len(failures) == len(rows), (got, failures)
+    assert all("ran out of its 0.2 s (--probe-timeout)" in msg for msg in failures), failures
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before  # the cached probes are kept as they were
+    again, failures = plan.plan(cfg, root=root)  # and a plan without --refresh still reads them
+    assert not failures and [(r["shard"], r["cached"]) for r in again] == [(r["shard"], True) for r in rows]
 
 
 def test_a_plan_whose_shard_does_not_fit_names_it_and_by_how_much(planned):

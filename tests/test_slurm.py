@@ -23,7 +23,8 @@ import pytest
 import xarray as xr
 from conftest import make_project, tiny_config, venv_env
 
-from ssmflow import store
+from ssmflow import plan, store
+from ssmflow.resources import train_mem_mb
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -108,6 +109,11 @@ def slurm_and_local(cluster, tmp_path_factory):
     t0 = time.time()
     # the local run goes on beside the SLURM run (which mostly waits for job starts and polls)
     loc = subprocess.Popen([*SMK, "--cores", "1"], cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=venv_env())
+    # plan, then submit (README, "Scaling up"): each training job asks for the plan's resources
+    planned = subprocess.run([sys.executable, "-m", "ssmflow.cli", "plan", "--json", "--jobs", "1"], cwd=on_slurm,
+                             env=venv_env(), capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    (on_slurm / "plan.json").write_text(planned.stdout)
     res = run_smk(on_slurm, *SLURM)
     slurm_s = time.time() - t0
     loc_out, _ = loc.communicate(timeout=600)
@@ -132,6 +138,33 @@ def test_every_training_job_ran_as_a_slurm_job(slurm_and_local):
         gathered = store.open_store(proj / f"results/dynamics/{exp}/trajectories.zarr")
         assert all(re.fullmatch(r"\d+", str(j)) for j in gathered.attrs["slurm_job_ids"])
     assert not list(proj.glob("results/.checkpoints/**/*.ckpt"))  # removed once the stores exist
+
+
+def slurm_request(job_id: str) -> tuple[int, int]:
+    """(memory in MB, time limit in minutes) that SLURM holds for a job (`scontrol show job`;
+    the local cluster keeps finished jobs for MinJobAge = 600 s)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True).stdout
+    mem = re.search(r"\bMinMemoryNode=(\d+)([MG])\b", out)
+    days, hms = re.search(r"\bTimeLimit=(?:(\d+)-)?([\d:]+)\b", out).groups()
+    h, m, s = (["0"] * 2 + hms.split(":"))[-3:]
+    assert mem and s == "00", out
+    return int(mem.group(1)) * (1024 if mem.group(2) == "G" else 1), int(days or 0) * 1440 + int(h) * 60 + int(m)
+
+
+def test_each_training_job_asks_slurm_for_its_planned_resources(slurm_and_local):
+    """The memory and time limit SLURM granted each training job are the plan's prediction
+    with its safety factors (ssmflow.plan), not the defaults."""
+    proj, _, out = slurm_and_local
+    rows = {r["shard"]: r for r in json.loads((proj / "plan.json").read_text())["shards"]}
+    jobs = submitted(out, "dynamics_train")
+    assert len(rows) == len(jobs) == 3, (rows, jobs)
+    for shard in shard_stores(proj):
+        job = str(store.open_store(shard).attrs["slurm_job_id"])
+        r = rows[shard.stem]
+        assert r["study"] == "dynamics" and not r["cached"]
+        want = (plan.job_mem_mb(r["peak_mb"]), plan.job_runtime_min(r["wall_s"]))
+        assert slurm_request(job) == want, (shard.stem, job, r)
+        assert want != (train_mem_mb(r["runs"]), 60)  # the defaults would be another request
 
 
 def test_slurm_results_equal_a_local_run(slurm_and_local):

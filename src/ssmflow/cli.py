@@ -399,11 +399,14 @@ def cmd_probe(a) -> int:
     plan = _planner()
     spec = _json_arg(a.spec)
     _setup(spec["common"]["precision"], None, a.threads)  # no persistent cache: a cold job's compilation
-    result = plan.run_probe(spec, steps=a.steps or plan.PROBE_STEPS)
+    result = plan.run_probe(spec, steps=a.steps or plan.PROBE_STEPS, mem_budget_mb=a.mem_budget)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, sort_keys=True))
-    log.info("probe of %s/%s/%s: %s", spec["study"], spec["experiment"], spec["shard"],
-             {k: round(v, 2) for k, v in plan.predict(result).items()})
+    name = f"{spec['study']}/{spec['experiment']}/{spec['shard']}"
+    if "too_big" in result:
+        log.info("probe of %s not run: %s", name, result["too_big"])
+        return plan.PROBE_TOO_BIG_EXIT
+    log.info("probe of %s: %s", name, {k: round(v, 2) for k, v in plan.predict(result).items()})
     return 0
 
 
@@ -524,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the measurements, JSON")
     s.add_argument("--steps", type=int, help="steps per probe chunk (default: ssmflow.plan.PROBE_STEPS)")
     s.add_argument("--threads", type=int, metavar="N", help="CPU threads for JAX's computations (default: all the cores)")
+    s.add_argument("--mem-budget", type=float, metavar="MB",
+                   help="do not run a training program that would take the process past this many MB "
+                        "(exit 3, and --out holds the MB it needs)")
     s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("summary", help="describe a results dataset")

@@ -65,6 +65,10 @@ MEM_SAFETY = 1.25
 MEM_MARGIN_MB = 200
 #: the shortest time limit a planned job asks for (minutes)
 MIN_RUNTIME_MIN = 5
+#: exit status of `ssmflow probe` for a program over its memory budget (not run)
+PROBE_TOO_BIG_EXIT = 3
+#: MB of the host's available memory the planner keeps free beside its probes
+PROBE_MEM_RESERVE_MB = 1024
 
 
 def shape_spec(spec: dict) -> dict:
@@ -114,7 +118,12 @@ def cached_probe(spec: dict, threads: int = 1, root: str | os.PathLike = PLAN_RO
 
 
 def predict(probe: Mapping) -> dict:
-    """A job's predicted seconds and memory from one probe's measurements (`run_probe`)."""
+    """A job's predicted seconds and memory from one probe's measurements (`run_probe`).
+    A probe whose program was too big to run here (`too_big`) predicts its memory (the
+    compiled program's buffers with what the process held) and no times (None)."""
+    if "too_big" in probe:
+        return {"wall_s": None, "import_s": None, "setup_eval_s": None, "compile_s": None, "train_s": None,
+                "steps": None, "peak_mb": probe["too_big"]["needed_mb"]}
     compile_s = train_s = steps = 0.0
     for call in probe["calls"]:
         steady = call["steady_s"]
@@ -129,10 +138,12 @@ def predict(probe: Mapping) -> dict:
             "compile_s": compile_s, "train_s": train_s, "steps": int(steps), "peak_mb": probe["peak_mb"]}
 
 
-def run_probe(spec: dict, steps: int = PROBE_STEPS) -> dict:
+def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None = None) -> dict:
     """Probe one shard in this process (the body of `ssmflow probe`): synthesize its data,
     run its job under `train.probing`, write its store to a temporary directory, and return
-    the measurements (seconds, peak resident MB)."""
+    the measurements (seconds, peak resident MB). With `mem_budget_mb`, a training program
+    that would not fit it is not run: the result then holds `too_big` (the MB it needs,
+    `train.ProgramTooBig`) and no timings."""
     import resource
 
     import ssmflow
@@ -144,21 +155,26 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS) -> dict:
     data = decl.module(decl.data).data_dataset(spec) if decl.data else None
     t_data = time.perf_counter()
     before = dict(train.ENGINE_SECONDS)
-    with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S) as probe:
-        ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
+    import jax
+
+    head = {"study": spec["study"], "experiment": spec["experiment"], "shard": spec["shard"],
+            "backend": jax.default_backend(), "jax": jax.__version__}
+    try:
+        with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S,
+                           mem_budget_mb=mem_budget_mb) as probe:
+            ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
+    except train.ProgramTooBig as err:
+        return {**head, "too_big": {"needed_mb": err.needed_mb, "program_mb": err.program_mb,
+                                    "budget_mb": err.budget_mb}}
     t_trained = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ssmflow-probe-") as tmp:
         store.write_atomic(ds, Path(tmp) / "shard.zarr", whole=decl.whole_dims)
     t_written = time.perf_counter()
     engine = sum(train.ENGINE_SECONDS[k] - before[k] for k in ("first_chunk", "chunks"))
-    import jax
-
     return {
-        "study": spec["study"], "experiment": spec["experiment"], "shard": spec["shard"],
-        "import_s": t_imported - ssmflow.IMPORTED_AT, "data_s": t_data - t_imported,
+        **head, "import_s": t_imported - ssmflow.IMPORTED_AT, "data_s": t_data - t_imported,
         "other_s": max(t_trained - t_data - engine, 0.0), "write_s": t_written - t_trained,
         "calls": probe.calls, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "backend": jax.default_backend(), "jax": jax.__version__,
     }
 
 
@@ -166,9 +182,11 @@ class ProbeFailed(RuntimeError):
     """A probe that exited with an error, was killed (out of memory) or ran out of time."""
 
 
-def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout_s: float | None = None) -> dict:
+def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout_s: float | None = None,
+                    mem_budget_mb: float | None = None) -> dict:
     """Run `ssmflow probe` for `spec` in a fresh process (a job's own imports, threads and
-    memory) and cache its result; a failed probe raises `ProbeFailed` with the tail of its log."""
+    memory) and cache its result; a failed probe raises `ProbeFailed` with the tail of its log.
+    A program over `mem_budget_mb` is not run: its result holds `too_big` (and is cached)."""
     path = probe_path(spec, threads, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +194,8 @@ def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout
     tmp = path.with_name(f".{path.name}.tmp")
     cmd = [sys.executable, "-m", "ssmflow.cli", "probe", "--spec", json.dumps(spec, sort_keys=True),
            "--out", str(tmp), "--threads", str(threads)]
+    if mem_budget_mb is not None:
+        cmd += ["--mem-budget", f"{mem_budget_mb:.0f}"]
     name = f"{spec['study']}/{spec['experiment']}/{spec['shard']}"
     with open(log, "w") as out:
         try:
@@ -183,7 +203,7 @@ def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout
         except subprocess.TimeoutExpired:
             raise ProbeFailed(f"probe of {name} ran out of its {timeout_s:g} s (--probe-timeout): its job takes "
                               f"longer than that to compile, set up and evaluate; log {log}") from None
-    if rc != 0:
+    if rc not in (0, PROBE_TOO_BIG_EXIT):
         tail = "\n".join(log.read_text().splitlines()[-12:])
         why = " (killed: out of memory?)" if rc in (-9, 137) else ""
         raise ProbeFailed(f"probe of {name} failed (exit {rc}){why}; log {log}:\n{tail}")
@@ -212,46 +232,75 @@ def plan(config: dict, studies: Sequence[str] | None = None, *, threads: int = 1
     groups: dict[Path, list[grid.Shard]] = {}
     for s in shards:
         groups.setdefault(probe_path(s.spec, threads, root), []).append(s)
-    todo = [(path, members[0]) for path, members in groups.items() if refresh or not path.exists()]
+    avail_mb = max(res.host_available_mb() - PROBE_MEM_RESERVE_MB, 1)
+    todo = [(path, members[0]) for path, members in groups.items() if refresh or _stale(path, avail_mb)]
     jobs = jobs or max(1, (os.cpu_count() or 1) // threads)
     log_dir = root / "logs"
 
-    def one(item):
+    def one(item, budget_mb):
         path, s = item
         if echo:
             echo(f"probing {s.study}/{s.experiment}/{s.name} ({grid.shard_runs(s.spec)} runs)")
         t0 = time.perf_counter()
         try:
-            _probe_in_child(s.spec, threads, root, log_dir, timeout_s)
+            result = _probe_in_child(s.spec, threads, root, log_dir, timeout_s, budget_mb)
         except ProbeFailed as err:
-            return str(err)
+            return path, str(err)
         if echo:
-            echo(f"probed  {s.study}/{s.experiment}/{s.name} in {time.perf_counter() - t0:.1f} s")
-        return None
+            what = (f"not run: needs {result['too_big']['needed_mb']:.0f} MB, over {budget_mb:.0f} MB"
+                    if "too_big" in result else "probed ")
+            echo(f"{what} {s.study}/{s.experiment}/{s.name} in {time.perf_counter() - t0:.1f} s")
+        return path, result
 
+    # Probes run `jobs` at once, each within an equal share of the memory available now, so
+    # that two big programs never run each other out of memory; a program too big for its
+    # share (measured by compiling it, before it runs) is probed again alone within all of it.
+    shared_mb = avail_mb / jobs if jobs > 1 else avail_mb
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        failures = [msg for msg in pool.map(one, todo) if msg]
-    probed = {path for path, _ in todo}
+        outcome = dict(pool.map(lambda item: one(item, shared_mb), todo))
+    for item in todo:
+        got = outcome[item[0]]
+        if jobs > 1 and isinstance(got, dict) and "too_big" in got and got["too_big"]["needed_mb"] <= avail_mb:
+            outcome[item[0]] = one(item, avail_mb)[1]
+    outcome = {path: (got if isinstance(got, str) else None) for path, got in outcome.items()}
+    failures = [msg for msg in outcome.values() if msg]
+    probed = {path for path, msg in outcome.items() if msg is None}
     rows = []
     for path, members in groups.items():
-        if not path.exists():
-            continue  # its probe failed
+        if outcome.get(path) or not path.exists():
+            continue  # its probe failed (an older probe of the shape is not shown as this one)
         probe = json.loads(path.read_text())
         pred = predict(probe)
         for s in members:
             rows.append({"study": s.study, "experiment": s.experiment, "shard": s.name,
                          "runs": grid.shard_runs(s.spec), **pred, "probed_as": probe["shard"],
-                         "backend": probe["backend"], "cached": path not in probed, "probe": str(path)})
+                         "backend": probe["backend"], "cached": path not in probed, "probe": str(path),
+                         "measured": "too_big" not in probe,
+                         "program_mb": probe["too_big"]["program_mb"] if "too_big" in probe else
+                         max((c.get("program_mb") or 0.0 for c in probe["calls"]), default=0.0)})
     order = {(s.study, s.experiment, s.name): i for i, s in enumerate(shards)}
     rows.sort(key=lambda r: order[(r["study"], r["experiment"], r["shard"])])
     return rows, failures
 
 
+def _stale(path: Path, avail_mb: float) -> bool:
+    """Whether a shape's cached probe must be taken again: there is none, or its program
+    was too big to run within a budget smaller than this host's available memory, which
+    it would fit now."""
+    try:
+        probe = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    big = probe.get("too_big")
+    return bool(big) and big["budget_mb"] < avail_mb and big["needed_mb"] <= avail_mb
+
+
 def totals(rows: Sequence[Mapping]) -> dict:
-    """Core-hours (wall x threads summed over jobs), the longest job and the largest peak."""
-    return {"jobs": len(rows), "wall_s": sum(r["wall_s"] for r in rows),
-            "longest_s": max((r["wall_s"] for r in rows), default=0.0),
-            "peak_mb": max((r["peak_mb"] for r in rows), default=0.0)}
+    """Wall seconds summed over the measured jobs (core-hours at one thread each), the
+    longest job, the largest peak, and how many jobs were too big to probe here."""
+    timed = [r["wall_s"] for r in rows if r["wall_s"] is not None]
+    return {"jobs": len(rows), "wall_s": sum(timed), "longest_s": max(timed, default=0.0),
+            "peak_mb": max((r["peak_mb"] for r in rows), default=0.0), "unmeasured": len(rows) - len(timed)}
 
 
 def check_fits(rows: Sequence[Mapping], limit_mb: int, source: str) -> None:
@@ -288,12 +337,14 @@ def resources_for(spec: dict, attempt: int, limit_mb: int, default_runtime_min: 
     if probe is None:
         return {"mem_mb": res.train_mem_mb(grid.shard_runs(spec), attempt, limit_mb),
                 "runtime": default_runtime_min * attempt, "source": "default"}
-    pred = predict(probe)
-    return {"mem_mb": min(job_mem_mb(pred["peak_mb"], attempt), limit_mb),
-            "runtime": job_runtime_min(pred["wall_s"], attempt), "source": "plan"}
+    pred = predict(probe)  # a program too big to run at planning has its memory and no time
+    runtime = default_runtime_min * attempt if pred["wall_s"] is None else job_runtime_min(pred["wall_s"], attempt)
+    return {"mem_mb": min(job_mem_mb(pred["peak_mb"], attempt), limit_mb), "runtime": runtime, "source": "plan"}
 
 
-def _fmt_s(s: float) -> str:
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "-"
     if s < 120:
         return f"{s:.1f} s"
     if s < 7200:
@@ -304,15 +355,22 @@ def _fmt_s(s: float) -> str:
 def table(rows: Sequence[Mapping]) -> str:
     """The plan as a text table, one line per shard, then the totals."""
     head = ("shard", "runs", "steps", "compile", "train", "other", "wall", "peak MB", "probe")
-    lines = [[f"{r['study']}/{r['experiment']}/{r['shard']}", str(r["runs"]), str(r["steps"]), _fmt_s(r["compile_s"]),
-              _fmt_s(r["train_s"]), _fmt_s(r["import_s"] + r["setup_eval_s"]), _fmt_s(r["wall_s"]),
-              f"{r['peak_mb']:.0f}", ("cached" if r["cached"] else "new") + ("" if r["probed_as"] == r["shard"] else
-                                                                             f" (as {r['probed_as']})")] for r in rows]
+    def probe_col(r):
+        how = ("cached" if r["cached"] else "new") + ("" if r["probed_as"] == r["shard"] else f" (as {r['probed_as']})")
+        return how if r["measured"] else f"{how}, not run: too big to run here (memory from the compiled program)"
+
+    def other(r):
+        return None if r["import_s"] is None else r["import_s"] + r["setup_eval_s"]
+
+    lines = [[f"{r['study']}/{r['experiment']}/{r['shard']}", str(r["runs"]), str(r["steps"] or "-"),
+              _fmt_s(r["compile_s"]), _fmt_s(r["train_s"]), _fmt_s(other(r)), _fmt_s(r["wall_s"]),
+              f"{r['peak_mb']:.0f}", probe_col(r)] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=False)]
     fmt = "  ".join(f"{{:{'<' if i in (0, 8) else '>'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*line) for line in lines]
     t = totals(rows)
     backend = sorted({r["backend"] for r in rows})
     out.append(f"{t['jobs']} training jobs: {t['wall_s'] / 3600:.2f} core-hours on {'/'.join(backend) or '-'} "
-               f"(one thread each), longest {_fmt_s(t['longest_s'])}, largest peak {t['peak_mb']:.0f} MB")
+               f"(one thread each), longest {_fmt_s(t['longest_s'])}, largest peak {t['peak_mb']:.0f} MB"
+               + (f"; {t['unmeasured']} too big to run on this host, their time not in the total" if t["unmeasured"] else ""))
     return "\n".join(out)

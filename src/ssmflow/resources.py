@@ -46,6 +46,19 @@ def host_mem_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
+def host_available_mb() -> int:
+    """Memory (MB) this host can give new processes now: /proc/meminfo's MemAvailable,
+    or the physical memory where that is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return host_mem_mb()
+
+
 def job_mem_limit_mb(config: Mapping) -> int:
     """The memory limit (MB) of one job: the validated config's `max_job_mem_mb`, or, where
     that is null, this host's physical memory."""
@@ -78,7 +91,7 @@ def check_shards(shards: Mapping[str, Mapping[str, Sequence[grid.Shard]]], confi
             for s in exp_shards:
                 n_runs = grid.shard_runs(s.spec)
                 probe = plan.cached_probe(s.spec)
-                mem = train_mem_mb(n_runs) if probe is None else plan.job_mem_mb(probe["peak_mb"])
+                mem = train_mem_mb(n_runs) if probe is None else plan.job_mem_mb(plan.predict(probe)["peak_mb"])
                 if mem > limit:
                     how = "ask for" if probe is None else "ask for (as planned by `ssmflow plan`)"
                     lines.append(f"study {study}, experiment {exp}, shard {s.name}: {n_runs} runs "

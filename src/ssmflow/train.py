@@ -76,13 +76,38 @@ class Probe:
     chunks: int
     steady_s: float
     calls: list[dict]
+    mem_budget_mb: float | None = None
+
+
+class ProgramTooBig(MemoryError):
+    """A probed program whose buffers (XLA's memory analysis of the compiled chunk), on top
+    of what the process holds already, would exceed the probe's memory budget: raised
+    before the program runs, with the memory it would need (`needed_mb`)."""
+
+    def __init__(self, needed_mb: float, program_mb: float, budget_mb: float):
+        self.needed_mb, self.program_mb, self.budget_mb = needed_mb, program_mb, budget_mb
+        super().__init__(f"the compiled training chunk needs {program_mb:.0f} MB of buffers, {needed_mb:.0f} MB with "
+                         f"what the process holds, over the probe's budget of {budget_mb:.0f} MB")
+
+
+def program_mb(compiled) -> float | None:
+    """MB of buffers a compiled program holds while it runs (arguments, outputs not aliased
+    to them, and XLA's temporaries), from the backend's memory analysis; None where the
+    backend gives none."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+             + stats.temp_size_in_bytes)
+    return total / 2**20
 
 
 _PROBES: list[Probe] = []
 
 
 @contextlib.contextmanager
-def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0) -> Iterator[Probe]:
+def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0,
+            mem_budget_mb: float | None = None) -> Iterator[Probe]:
     """Measure, not train: inside the block every `train_ensemble` call compiles its real
     per-step program (the same model, loss, optimizer, runs and batching) with chunks of at
     most `steps` steps, runs the first and then at least two more, until those add up to
@@ -90,16 +115,31 @@ def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0) -> Iterator
     records NaN, as if not recorded), without checkpoints. `ssmflow.plan` predicts a
     job's time from it: the first chunk is compilation plus one chunk, the others the
     per-step time of the whole ensemble.
+
+    Each call records `program_mb`, the compiled chunk's buffers (`program_mb`). With a
+    `mem_budget_mb`, a program that would take the process past it raises `ProgramTooBig`
+    after compiling and before running (a probe is not killed for memory halfway).
     """
     if steps < 1 or chunks < 3:
         raise ValueError(f"probing needs steps >= 1 (got {steps}) and chunks >= 3 (got {chunks}): "
                          "the first chunk compiles, the others time the steps.")
-    probe = Probe(int(steps), int(chunks), float(steady_s), [])
+    probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb)
     _PROBES.append(probe)
     try:
         yield probe
     finally:
         _PROBES.remove(probe)
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (MB), from /proc; its peak so far where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def set_precision(precision: str) -> None:
@@ -544,6 +584,15 @@ def train_ensemble(
 
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
+    compile_s = probed_mb = 0.0
+    if probe is not None:  # compile first, to know the program's memory before running it
+        chunk = chunk.lower(carry, runs).compile()
+        probed_mb = program_mb(chunk.compiled)
+        compile_s = time.perf_counter() - t_start
+        if probe.mem_budget_mb is not None and probed_mb is not None:
+            held_mb = _rss_mb()
+            if held_mb + probed_mb > probe.mem_budget_mb:
+                raise ProgramTooBig(held_mb + probed_mb, probed_mb, probe.mem_budget_mb)
     steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
         while done < n_total and (probe is None or chunks_run < 3
@@ -556,7 +605,7 @@ def train_ensemble(
                 compute_s += dt
                 steady.append(dt)
             else:
-                first_s = dt
+                first_s = dt + compile_s
             chunks_run += 1
             done += chunk_steps
             now = time.perf_counter()
@@ -585,7 +634,8 @@ def train_ensemble(
                        "with its `diverged_at` step", int((diverged_at >= 0).sum()), n_runs, sorted(set(diverged_at[diverged_at >= 0].tolist())))
     if probe is not None:
         probe.calls.append({"n_runs": int(n_runs), "n_total": int(n_total), "chunk_steps": own_chunk_steps,
-                            "probe_steps": int(chunk_steps), "first_s": first_s, "steady_s": steady})
+                            "probe_steps": int(chunk_steps), "first_s": first_s, "steady_s": steady,
+                            "program_mb": probed_mb})
     steady_chunks = max(chunks_run - 1, 0)
     ENGINE_SECONDS["first_chunk"] += first_s
     ENGINE_SECONDS["chunks"] += compute_s
