@@ -74,6 +74,26 @@ def test_probing_runs_a_few_short_chunks_of_the_real_program():
         assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
 
 
+def test_a_slow_step_is_probed_in_one_step_chunks(monkeypatch):
+    """Where one step of the ensemble takes longer than PROBE_SLOW_STEP_S, the probe times
+    chunks of one step (three steps in all, not three chunks of 7), and what it trained is
+    still the start of the real run."""
+    from conftest import quadratic_ensemble
+
+    *fns, runs, steps = quadratic_ensemble(n_steps=600)
+    monkeypatch.setattr(train, "PROBE_SLOW_STEP_S", 0.0)  # every step counts as slow
+    with train.probing(steps=7, chunks=5, steady_s=1e9) as probe:
+        res = train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    (call,) = probe.calls
+    assert call["probe_steps"] == 1 and len(call["steady_s"]) == 4 and res.chunks_run == 5
+    assert 0 < call["compile_s"] <= call["first_s"] and call["program_mb"] > 0
+    monkeypatch.setattr(train, "PROBE_SLOW_STEP_S", 1e9)
+    full = train.train_ensemble(*fns, runs, steps, chunk_steps=7)
+    for name, rec in res.records.items():
+        early, late = (steps >= 0) & (steps < 5), steps >= 5
+        assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
+
+
 def test_a_program_over_the_memory_budget_is_compiled_not_run():
     from conftest import quadratic_ensemble
 

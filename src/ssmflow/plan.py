@@ -123,19 +123,22 @@ def predict(probe: Mapping) -> dict:
     compiled program's buffers with what the process held) and no times (None)."""
     if "too_big" in probe:
         return {"wall_s": None, "import_s": None, "setup_eval_s": None, "compile_s": None, "train_s": None,
-                "steps": None, "peak_mb": probe["too_big"]["needed_mb"]}
-    compile_s = train_s = steps = 0.0
+                "steps": None, "step_s": None, "peak_mb": probe["too_big"]["needed_mb"]}
+    compile_s = train_s = steps = run_steps = 0.0
     for call in probe["calls"]:
         steady = call["steady_s"]
         chunk_s = statistics.median(steady) if steady else call["first_s"]
         step_s = chunk_s / call["probe_steps"]
         n_chunks = math.ceil(call["n_total"] / call["chunk_steps"]) if call["n_total"] else 0
         train_s += n_chunks * call["chunk_steps"] * step_s
-        compile_s += max(call["first_s"] - chunk_s, 0.0)
+        run_steps += n_chunks * call["chunk_steps"]
+        # compilation as measured (the probe compiles before it runs), else the first chunk less a steady one
+        compile_s += call["compile_s"] if "compile_s" in call else max(call["first_s"] - chunk_s, 0.0)
         steps += call["n_total"]
     total = probe["import_s"] + probe["other_s"] + probe["write_s"] + compile_s + train_s
     return {"wall_s": total, "import_s": probe["import_s"], "setup_eval_s": probe["other_s"] + probe["write_s"],
-            "compile_s": compile_s, "train_s": train_s, "steps": int(steps), "peak_mb": probe["peak_mb"]}
+            "compile_s": compile_s, "train_s": train_s, "steps": int(steps),
+            "step_s": train_s / run_steps if run_steps else 0.0, "peak_mb": probe["peak_mb"]}
 
 
 def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None = None) -> dict:

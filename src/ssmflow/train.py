@@ -231,6 +231,39 @@ def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return table, where
 
 
+#: a probed step at least this slow (seconds, the whole ensemble) is timed in chunks of one
+#: step: the per-chunk overhead (a few ms) is then below 1 % of a chunk
+PROBE_SLOW_STEP_S = 0.25
+
+
+def _probe_program(probe, fns, batching, chunk_steps, carry, runs):
+    """Compile the chunk a probe times, measuring its memory before anything runs.
+
+    First the one-step chunk: compiled, checked against the probe's memory budget
+    (`ProgramTooBig`), run once. A step slower than `PROBE_SLOW_STEP_S` is timed in
+    one-step chunks (a big program's probe then costs three steps, not three chunks);
+    a faster one in chunks of `chunk_steps`, compiled next, so that the per-chunk overhead
+    weighs as it will in the job. **Returns:** `(chunk, its steps, compile seconds,
+    program MB, first)`, where `first` is `(carry, seconds)` of the one-step chunk that ran
+    as the probe's first chunk, or None when the one-step run was only a measurement.
+    """
+    t0 = time.perf_counter()
+    one = make_chunk_fn(*fns, 1, batching).lower(carry, runs).compile()
+    mb = program_mb(one.compiled)
+    compile_s = time.perf_counter() - t0
+    if probe.mem_budget_mb is not None and mb is not None and _rss_mb() + mb > probe.mem_budget_mb:
+        raise ProgramTooBig(_rss_mb() + mb, mb, probe.mem_budget_mb)
+    t1 = time.perf_counter()
+    after = one(carry, runs)
+    jax.block_until_ready(after["k"])
+    step_s = time.perf_counter() - t1
+    if step_s >= PROBE_SLOW_STEP_S or chunk_steps == 1:
+        return one, 1, compile_s, mb, (after, step_s)
+    t2 = time.perf_counter()
+    chunk = make_chunk_fn(*fns, chunk_steps, batching).lower(carry, runs).compile()
+    return chunk, chunk_steps, compile_s + time.perf_counter() - t2, mb, None
+
+
 def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching="map"):
     """Build the jitted, vmapped function that advances every run by `chunk_steps` steps."""
 
@@ -585,14 +618,11 @@ def train_ensemble(
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
     compile_s = probed_mb = 0.0
-    if probe is not None:  # compile first, to know the program's memory before running it
-        chunk = chunk.lower(carry, runs).compile()
-        probed_mb = program_mb(chunk.compiled)
-        compile_s = time.perf_counter() - t_start
-        if probe.mem_budget_mb is not None and probed_mb is not None:
-            held_mb = _rss_mb()
-            if held_mb + probed_mb > probe.mem_budget_mb:
-                raise ProgramTooBig(held_mb + probed_mb, probed_mb, probe.mem_budget_mb)
+    if probe is not None:
+        chunk, chunk_steps, compile_s, probed_mb, first = _probe_program(
+            probe, (init_fn, loss_fn, observe_fn, event_fn, optimizer_fn), batching, chunk_steps, carry, runs)
+        if first is not None:  # a slow step: its one-step chunk has run, and it is the probe's first chunk
+            carry, first_s, chunks_run, done = first[0], compile_s + first[1], 1, 1
     steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
         while done < n_total and (probe is None or chunks_run < 3
@@ -635,7 +665,7 @@ def train_ensemble(
     if probe is not None:
         probe.calls.append({"n_runs": int(n_runs), "n_total": int(n_total), "chunk_steps": own_chunk_steps,
                             "probe_steps": int(chunk_steps), "first_s": first_s, "steady_s": steady,
-                            "program_mb": probed_mb})
+                            "compile_s": compile_s, "program_mb": probed_mb})
     steady_chunks = max(chunks_run - 1, 0)
     ENGINE_SECONDS["first_chunk"] += first_s
     ENGINE_SECONDS["chunks"] += compute_s
