@@ -34,6 +34,23 @@ def test_trajectory_bit_identical_alone_or_vmapped_beside_others():
     assert np.isfinite(alone.p.sel(seed=0)).sum() > 100
 
 
+def test_auto_batching_is_the_backends_choice_and_trains_as_it(monkeypatch):
+    """`batching="auto"` resolves per backend (map on the CPU, vmap on an accelerator) and
+    trains exactly as the batching it resolves to."""
+    import jax
+
+    assert jax.default_backend() == "cpu" and train.resolve_batching("auto") == "map"
+    assert train.resolve_batching("vmap") == "vmap" and train.resolve_batching("map") == "map"
+    with pytest.raises(ValueError, match="'map', 'vmap' or 'auto'"):
+        train.resolve_batching("pmap")
+    args = quadratic_ensemble((1.0, 0.5, 0.25), n_steps=300)
+    auto, mapped = (train.train_ensemble(*args, chunk_steps=64, batching=b) for b in ("auto", "map"))
+    for name in auto.records:
+        np.testing.assert_array_equal(auto.records[name], mapped.records[name], err_msg=name)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert train.resolve_batching("auto") == "vmap"
+
+
 def test_divergence_is_recorded_and_neighbours_go_on():
     res = train.train_ensemble(*quadratic_ensemble((1.0, 30.0), n_steps=2000, record_every=1.0), chunk_steps=256)
     assert res.diverged_at[0] == train.NO_STEP

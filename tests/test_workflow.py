@@ -166,6 +166,7 @@ def test_stores_record_the_config_they_ran(tiny):
     for name, spec in specs.items():
         attrs = store.open_store(tiny / f"results/dynamics/F3/shards/{name}.zarr").attrs
         assert json.loads(attrs["job_spec"]) == spec and attrs["config_digest"] == cfgmod.digest(spec)
+        assert attrs["batching"] == "map"  # what ran (dynamics batches with lax.map)
     gathered = store.open_store(tiny / "results/dynamics/F3/trajectories.zarr").attrs
     assert sorted(json.loads(s)["shard"] for s in gathered["job_specs"]) == sorted(specs)
 

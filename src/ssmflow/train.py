@@ -264,6 +264,24 @@ def _probe_program(probe, fns, batching, chunk_steps, carry, runs):
     return chunk, chunk_steps, compile_s + time.perf_counter() - t2, mb, None
 
 
+#: what `batching="auto"` runs on each JAX backend (BENCHMARKS.md, "Batching per backend"):
+#: on the CPU the runs one after another (lax.map): at paper scale a vmapped s4d shard holds
+#: every run's activations at once (14 GB of buffers against 2 GB) for no gain in time per
+#: run, and each run is bit-identical alone or in company; on an accelerator vmap, whose
+#: parallelism the ensemble is for.
+AUTO_BATCHING = {"cpu": "map"}
+AUTO_BATCHING_ACCELERATOR = "vmap"
+
+
+def resolve_batching(batching: str) -> str:
+    """`"map"` or `"vmap"`: the batching itself, or what `"auto"` means on this backend."""
+    if batching == "auto":
+        return AUTO_BATCHING.get(jax.default_backend(), AUTO_BATCHING_ACCELERATOR)
+    if batching not in ("map", "vmap"):
+        raise ValueError(f"`batching` (={batching!r}) must be 'map', 'vmap' or 'auto'.")
+    return batching
+
+
 def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching="map"):
     """Build the jitted, vmapped function that advances every run by `chunk_steps` steps."""
 
@@ -561,7 +579,8 @@ def train_ensemble(
     - `batching`: "map" (default) runs the ensemble through `lax.map` inside the one
       compiled program, so every run is bit-identical to the same run trained alone;
       "vmap" vectorizes across runs (faster for wide per-step work, but XLA may round
-      batched reductions differently in the last bit).
+      batched reductions differently in the last bit); "auto" is `resolve_batching`'s
+      choice for the backend (`AUTO_BATCHING`).
     - `checkpoint`: path of a checkpoint file (default: the enclosing `checkpointing`
       block's, else none). Saved after a chunk once `checkpoint_every_s` seconds
       (default: the block's, else 300) have passed since the last save, on SIGTERM, and
@@ -585,8 +604,7 @@ def train_ensemble(
         chunk_steps, checkpoint = min(own_chunk_steps, probe.steps), None
 
     carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
-    if batching not in ("map", "vmap"):
-        raise ValueError(f"`batching` (={batching!r}) must be 'map' or 'vmap'.")
+    batching = resolve_batching(batching)
     chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching)
 
     ckpt_key = ""
