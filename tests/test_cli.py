@@ -5,6 +5,7 @@ written, a full disk, each as one line naming the path (exit 1, no traceback).""
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import signal
@@ -155,3 +156,14 @@ def test_threads_limits_the_cores_a_job_computes_on():
     assert float(res.stdout.split()[-1]) < 1.2, res.stdout
     with pytest.raises(SystemExit, match="--threads must be a positive integer, got 0"):
         cli.limit_threads(0)
+
+
+def test_jobs_ask_xla_for_deterministic_gpu_kernels(monkeypatch):
+    from ssmflow.cli import deterministic_gpu
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    deterministic_gpu()
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_gpu_deterministic_ops=true"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_deterministic_ops=false")  # a user's own choice stays
+    deterministic_gpu()
+    assert os.environ["XLA_FLAGS"] == "--xla_gpu_deterministic_ops=false"

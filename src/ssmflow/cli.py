@@ -86,6 +86,18 @@ def limit_threads(n: int | None) -> None:
     os.environ["NPROC"] = str(n)
 
 
+def deterministic_gpu() -> None:
+    """Ask XLA for deterministic GPU kernels (`--xla_gpu_deterministic_ops=true` in
+    XLA_FLAGS, unless XLA_FLAGS names that flag already), so that a shard rerun on a GPU
+    repeats its numbers bit for bit, as on the CPU: XLA's GPU reductions and scatters may
+    otherwise add in a different order on every run. Read when JAX creates its backend, so
+    set before any computation; the CPU backend ignores it (same programs, same numbers).
+    Not yet run on a GPU here (README, "Scaling up")."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
 #: glibc `mallopt` parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
@@ -135,6 +147,7 @@ def set_precision(precision: str) -> None:
 
 def _setup(precision: str | None = None, cache: str | None = None, threads: int | None = None) -> None:
     retain_heap()
+    deterministic_gpu()
     limit_threads(threads)
     enable_compilation_cache(cache)
     if precision:
