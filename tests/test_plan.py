@@ -74,10 +74,10 @@ def test_probing_runs_a_few_short_chunks_of_the_real_program():
         assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
 
 
-def test_a_slow_step_is_probed_in_one_step_chunks(monkeypatch):
+def test_a_slow_step_is_probed_in_two_step_chunks(monkeypatch):
     """Where one step of the ensemble takes longer than PROBE_SLOW_STEP_S, the probe times
-    chunks of one step (three steps in all, not three chunks of 7), and what it trained is
-    still the start of the real run."""
+    chunks of two steps (a loop, as in the job) and needs one steady chunk, not two; what
+    it trained is still the start of the real run."""
     from conftest import quadratic_ensemble
 
     *fns, runs, steps = quadratic_ensemble(n_steps=600)
@@ -85,12 +85,15 @@ def test_a_slow_step_is_probed_in_one_step_chunks(monkeypatch):
     with train.probing(steps=7, chunks=5, steady_s=1e9) as probe:
         res = train.train_ensemble(*fns, runs, steps, chunk_steps=100)
     (call,) = probe.calls
-    assert call["probe_steps"] == 1 and len(call["steady_s"]) == 4 and res.chunks_run == 5
+    assert call["probe_steps"] == 2 and len(call["steady_s"]) == 4 and res.chunks_run == 5
     assert 0 < call["compile_s"] <= call["first_s"] and call["program_mb"] > 0
+    with train.probing(steps=7, chunks=5, steady_s=0.0) as probe:
+        train.train_ensemble(*fns, runs, steps, chunk_steps=100)
+    assert len(probe.calls[0]["steady_s"]) == 1  # the first chunk and one steady chunk
     monkeypatch.setattr(train, "PROBE_SLOW_STEP_S", 1e9)
     full = train.train_ensemble(*fns, runs, steps, chunk_steps=7)
     for name, rec in res.records.items():
-        early, late = (steps >= 0) & (steps < 5), steps >= 5
+        early, late = (steps >= 0) & (steps < 10), steps >= 10
         assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
 
 

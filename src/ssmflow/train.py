@@ -110,7 +110,8 @@ def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0,
             mem_budget_mb: float | None = None) -> Iterator[Probe]:
     """Measure, not train: inside the block every `train_ensemble` call compiles its real
     per-step program (the same model, loss, optimizer, runs and batching) with chunks of at
-    most `steps` steps, runs the first and then at least two more, until those add up to
+    most `steps` steps, runs the first and then at least two more (one more, of two steps,
+    where a step is slow: `PROBE_SLOW_STEP_S`), until those add up to
     `steady_s` seconds or `chunks` chunks in all, and returns what it has (the runs' later
     records NaN, as if not recorded), without checkpoints. `ssmflow.plan` predicts a
     job's time from it: the first chunk is compilation plus one chunk, the others the
@@ -231,37 +232,40 @@ def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return table, where
 
 
-#: a probed step at least this slow (seconds, the whole ensemble) is timed in chunks of one
-#: step: the per-chunk overhead (a few ms) is then below 1 % of a chunk
+#: a probed step at least this slow (seconds, the whole ensemble) is timed in chunks of two
+#: steps: the per-chunk overhead (a few ms) is then below 1 % of a chunk
 PROBE_SLOW_STEP_S = 0.25
 
 
 def _probe_program(probe, fns, batching, chunk_steps, carry, runs):
     """Compile the chunk a probe times, measuring its memory before anything runs.
 
-    First the one-step chunk: compiled, checked against the probe's memory budget
-    (`ProgramTooBig`), run once. A step slower than `PROBE_SLOW_STEP_S` is timed in
-    one-step chunks (a big program's probe then costs three steps, not three chunks);
-    a faster one in chunks of `chunk_steps`, compiled next, so that the per-chunk overhead
-    weighs as it will in the job. **Returns:** `(chunk, its steps, compile seconds,
-    program MB, first)`, where `first` is `(carry, seconds)` of the one-step chunk that ran
-    as the probe's first chunk, or None when the one-step run was only a measurement.
+    First a two-step chunk (a loop, as the job's chunks are: XLA inlines a one-step
+    loop and may then fuse differently): compiled, checked against the probe's memory
+    budget (`ProgramTooBig`), run once. A step slower than `PROBE_SLOW_STEP_S` is timed
+    in two-step chunks, and one steady chunk beyond the first is enough (a big program's
+    probe then costs four steps, not three chunks); a faster one in chunks of
+    `chunk_steps`, compiled next, so that the per-chunk overhead weighs as it will in
+    the job. **Returns:** `(chunk, its steps, compile seconds, program MB, first, least
+    chunks)`, where `first` is `(carry, seconds)` of the two-step chunk that ran as the
+    probe's first chunk, or None when that run was only a measurement.
     """
+    short = min(2, chunk_steps)
     t0 = time.perf_counter()
-    one = make_chunk_fn(*fns, 1, batching).lower(carry, runs).compile()
-    mb = program_mb(one.compiled)
+    two = make_chunk_fn(*fns, short, batching).lower(carry, runs).compile()
+    mb = program_mb(two.compiled)
     compile_s = time.perf_counter() - t0
     if probe.mem_budget_mb is not None and mb is not None and _rss_mb() + mb > probe.mem_budget_mb:
         raise ProgramTooBig(_rss_mb() + mb, mb, probe.mem_budget_mb)
     t1 = time.perf_counter()
-    after = one(carry, runs)
+    after = two(carry, runs)
     jax.block_until_ready(after["k"])
-    step_s = time.perf_counter() - t1
-    if step_s >= PROBE_SLOW_STEP_S or chunk_steps == 1:
-        return one, 1, compile_s, mb, (after, step_s)
+    run_s = time.perf_counter() - t1
+    if run_s / short >= PROBE_SLOW_STEP_S or chunk_steps <= 2:
+        return two, short, compile_s, mb, (after, run_s), 2
     t2 = time.perf_counter()
     chunk = make_chunk_fn(*fns, chunk_steps, batching).lower(carry, runs).compile()
-    return chunk, chunk_steps, compile_s + time.perf_counter() - t2, mb, None
+    return chunk, chunk_steps, compile_s + time.perf_counter() - t2, mb, None, 3
 
 
 #: what `batching="auto"` runs on each JAX backend (BENCHMARKS.md, "Batching per backend"):
@@ -636,14 +640,15 @@ def train_ensemble(
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
     compile_s = probed_mb = 0.0
+    least = 3  # chunks a probe runs at least: the first, then two steady ones
     if probe is not None:
-        chunk, chunk_steps, compile_s, probed_mb, first = _probe_program(
+        chunk, chunk_steps, compile_s, probed_mb, first, least = _probe_program(
             probe, (init_fn, loss_fn, observe_fn, event_fn, optimizer_fn), batching, chunk_steps, carry, runs)
-        if first is not None:  # a slow step: its one-step chunk has run, and it is the probe's first chunk
-            carry, first_s, chunks_run, done = first[0], compile_s + first[1], 1, 1
+        if first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
+            carry, first_s, chunks_run, done = first[0], compile_s + first[1], 1, chunk_steps
     steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
-        while done < n_total and (probe is None or chunks_run < 3
+        while done < n_total and (probe is None or chunks_run < least
                                   or (chunks_run < probe.chunks and sum(steady) < probe.steady_s)):
             t0 = time.perf_counter()
             carry = chunk(carry, runs)
