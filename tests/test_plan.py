@@ -75,39 +75,52 @@ def test_probing_runs_a_few_short_chunks_of_the_real_program():
 
 
 def test_a_slow_step_is_probed_in_two_step_chunks(monkeypatch):
-    """Where one step of the ensemble takes longer than PROBE_SLOW_STEP_S, the probe times
-    chunks of two steps (a loop, as in the job) and needs one steady chunk, not two; what
-    it trained is still the start of the real run."""
+    """Where one step of the ensemble takes longer than PROBE_SLOW_STEP_S, the planner's
+    probe times chunks of two steps (a loop, as in the job) and needs one steady chunk, not
+    two; what it trained is still the start of the real run."""
     from conftest import quadratic_ensemble
 
     *fns, runs, steps = quadratic_ensemble(n_steps=600)
-    monkeypatch.setattr(train, "PROBE_SLOW_STEP_S", 0.0)  # every step counts as slow
-    with train.probing(steps=7, chunks=5, steady_s=1e9) as probe:
+    monkeypatch.setattr(plan, "PROBE_SLOW_STEP_S", 0.0)  # every step counts as slow
+    with train.probing(steps=7, chunks=5, steady_s=1e9, program=plan.probe_program) as probe:
         res = train.train_ensemble(*fns, runs, steps, chunk_steps=100)
     (call,) = probe.calls
     assert call["probe_steps"] == 2 and len(call["steady_s"]) == 4 and res.chunks_run == 5
     assert 0 < call["compile_s"] <= call["first_s"] and call["program_mb"] > 0
-    with train.probing(steps=7, chunks=5, steady_s=0.0) as probe:
+    with train.probing(steps=7, chunks=5, steady_s=0.0, program=plan.probe_program) as probe:
         train.train_ensemble(*fns, runs, steps, chunk_steps=100)
     assert len(probe.calls[0]["steady_s"]) == 1  # the first chunk and one steady chunk
-    monkeypatch.setattr(train, "PROBE_SLOW_STEP_S", 1e9)
     full = train.train_ensemble(*fns, runs, steps, chunk_steps=7)
     for name, rec in res.records.items():
         early, late = (steps >= 0) & (steps < 10), steps >= 10
         assert (rec[early] == full.records[name][early]).all() and np.isnan(rec[late]).all(), name
 
 
+def test_a_fast_step_is_probed_in_chunks_of_a_fifth_of_a_second_at_most_the_jobs(monkeypatch):
+    from conftest import quadratic_ensemble
+
+    *fns, runs, steps = quadratic_ensemble(n_steps=6000)
+    with train.probing(steps=7, chunks=5, program=plan.probe_program) as probe:
+        train.train_ensemble(*fns, runs, steps, chunk_steps=1000)
+    # microseconds a step (two steps timed are mostly dispatch): chunks of hundreds of steps
+    assert 100 < probe.calls[0]["probe_steps"] <= 1000
+    monkeypatch.setattr(plan, "PROBE_CHUNK_S", 0.0)
+    with train.probing(steps=7, chunks=5, program=plan.probe_program) as probe:
+        train.train_ensemble(*fns, runs, steps, chunk_steps=1000)
+    assert probe.calls[0]["probe_steps"] == 7  # never fewer than the probe's steps
+
+
 def test_a_program_over_the_memory_budget_is_compiled_not_run():
     from conftest import quadratic_ensemble
 
     *fns, runs, steps = quadratic_ensemble(n_steps=600)
-    with train.probing(steps=7, chunks=5) as probe:
+    with train.probing(steps=7, chunks=5, program=plan.probe_program) as probe:
         train.train_ensemble(*fns, runs, steps, chunk_steps=100)
     program = probe.calls[0]["program_mb"]
     assert 0 < program < 50, program  # XLA's memory analysis of the compiled chunk
-    held = train._rss_mb()
-    with train.probing(steps=7, chunks=5, mem_budget_mb=held / 2) as probe:
-        with pytest.raises(train.ProgramTooBig) as err:
+    held = plan.rss_mb()
+    with train.probing(steps=7, chunks=5, mem_budget_mb=held / 2, program=plan.probe_program) as probe:
+        with pytest.raises(plan.ProgramTooBig) as err:
             train.train_ensemble(*fns, runs, steps, chunk_steps=100)
     assert err.value.needed_mb > held / 2 and err.value.program_mb == pytest.approx(program, rel=1e-6)
     assert probe.calls == []  # nothing ran
@@ -203,6 +216,20 @@ def test_a_second_plan_reuses_the_cached_probes(planned):
     assert table[-1].startswith("2 training jobs:") and "core-hours on cpu" in table[-1]
 
 
+def test_a_cached_plan_probes_nothing_and_says_what_it_lacks(planned):
+    proj, rows, _ = planned
+    cfg = yaml.safe_load((proj / "config/config.yaml").read_text())
+    cfg["dynamics"]["experiments"]["F1"]["axes"]["kappa"] = [0.03]  # a dynamics spec never probed
+    (proj / "unprobed.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "ssmflow.cli", "plan", "--cached", "--json", "--config", "unprobed.yaml"],
+                         cwd=proj, env=venv_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)["shards"]
+    assert [(r["study"], r["shard"], r["cached"]) for r in got] == [("s4d", "N=8_disc=zoh", True)]
+    assert "1 of 2 shards have no cached probe (--cached): not in the plan" in out.stderr
+    assert not list((proj / "results/.plan/dynamics").rglob("*.tmp"))
+
+
 def test_a_refresh_whose_probe_fails_shows_no_older_probe(planned):
     """`--refresh` with probes that fail (here: out of their time) reports the failures and
     leaves those shards out of the plan, instead of passing the older cached probe off as new."""
@@ -255,3 +282,6 @@ def test_the_probe_key_follows_the_training_code(monkeypatch):
     key = plan.probe_key(spec)
     monkeypatch.setattr(plan, "_code_digest", lambda study: "edited")
     assert plan.probe_key(spec) != key
+    edited = plan.probe_key(spec)
+    monkeypatch.setattr(plan, "_method_digest", lambda: "another probing method")
+    assert plan.probe_key(spec) != edited

@@ -435,13 +435,18 @@ def cmd_plan(a) -> int:
             raise cfgmod.ConfigError(f"`--study` (={s!r}) is not enabled in {a.config}; allowed: {cfg['studies']}.")
     echo = None if a.json else (lambda line: print(line, file=sys.stderr, flush=True))
     rows, failures = plan.plan(cfg, studies, threads=a.threads, jobs=a.jobs, root=a.cache_dir, refresh=a.refresh,
-                               timeout_s=a.probe_timeout, echo=echo)
+                               timeout_s=a.probe_timeout, echo=echo, probe=not a.cached)
     limit, source = plan.res.job_mem_limit(cfg)
     if a.json:
         print(json.dumps({"shards": rows, "totals": plan.totals(rows), "mem_limit_mb": limit, "failed": failures}, indent=1))
     else:
         print(plan.table(rows))
     plan.check_fits(rows, limit, source)
+    if a.cached:
+        n_shards = sum(len(exp) for st in studies for exp in grid.expand(cfg, st).values())
+        if len(rows) < n_shards:
+            print(f"{n_shards - len(rows)} of {n_shards} shards have no cached probe (--cached): not in the plan",
+                  file=sys.stderr)
     if failures:
         print(f"{len(failures)} probe(s) failed; their shards are not in the plan:\n" + "\n".join(failures), file=sys.stderr)
         return 1
@@ -534,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, metavar="K", help="probes at once (default: cores // threads)")
     s.add_argument("--cache-dir", default="results/.plan", help="where probes are cached (default results/.plan)")
     s.add_argument("--refresh", action="store_true", help="probe again even where a cached probe matches")
+    s.add_argument("--cached", action="store_true", help="probe nothing: plan the shards whose probes are cached")
     s.add_argument("--probe-timeout", type=float, default=600.0, metavar="S",
                    help="seconds one probe may take (default 600); a probe that takes longer is reported as failed")
     s.set_defaults(fn=cmd_plan)

@@ -65,6 +65,12 @@ MEM_SAFETY = 1.25
 MEM_MARGIN_MB = 200
 #: the shortest time limit a planned job asks for (minutes)
 MIN_RUNTIME_MIN = 5
+#: a probed step at least this slow (seconds, the whole ensemble) is timed in chunks of two
+#: steps, and one steady chunk beyond the first is enough (`probe_program`)
+PROBE_SLOW_STEP_S = 0.25
+#: a faster step is timed in chunks of about this many seconds (at least PROBE_STEPS steps,
+#: at most the job's own chunk), so that the per-chunk overhead weighs as little as in the job
+PROBE_CHUNK_S = 0.2
 #: exit status of `ssmflow probe` for a program over its memory budget (not run)
 PROBE_TOO_BIG_EXIT = 3
 #: MB of the host's available memory the planner keeps free beside its probes
@@ -96,11 +102,20 @@ def _jax_version() -> str:
         return "none"
 
 
+@functools.cache
+def _method_digest() -> str:
+    """The probing method: `probe_program`'s source and the constants it and `run_probe` use."""
+    import inspect
+
+    return digest({"source": inspect.getsource(probe_program),
+                   "constants": [PROBE_STEPS, PROBE_STEADY_S, PROBE_MAX_CHUNKS, PROBE_SLOW_STEP_S, PROBE_CHUNK_S]})
+
+
 def probe_key(spec: dict, threads: int = 1) -> str:
     """The digest a probe of `spec` is cached under: its program shape, the study's
-    training code, the JAX version and the threads the job runs on."""
+    training code, the probing method, the JAX version and the threads the job runs on."""
     return digest({"shape": shape_spec(spec), "code": _code_digest(spec["study"]), "jax": _jax_version(),
-                   "threads": threads, "probe": [PROBE_STEPS, PROBE_STEADY_S]})
+                   "threads": threads, "probe": _method_digest()})
 
 
 def probe_path(spec: dict, threads: int = 1, root: str | os.PathLike = PLAN_ROOT) -> Path:
@@ -141,12 +156,84 @@ def predict(probe: Mapping) -> dict:
             "step_s": train_s / run_steps if run_steps else 0.0, "peak_mb": probe["peak_mb"]}
 
 
+class ProgramTooBig(MemoryError):
+    """A probed program whose buffers (XLA's memory analysis of the compiled chunk), on top
+    of what the process holds already, would exceed the probe's memory budget: raised
+    before the program runs, with the memory it would need (`needed_mb`)."""
+
+    def __init__(self, needed_mb: float, program_mb: float, budget_mb: float):
+        self.needed_mb, self.program_mb, self.budget_mb = needed_mb, program_mb, budget_mb
+        super().__init__(f"the compiled training chunk needs {program_mb:.0f} MB of buffers, {needed_mb:.0f} MB with "
+                         f"what the process holds, over the probe's budget of {budget_mb:.0f} MB")
+
+
+def program_mb(compiled) -> float | None:
+    """MB of buffers a compiled program holds while it runs (arguments, outputs not aliased
+    to them, and XLA's temporaries), from the backend's memory analysis; None where the
+    backend gives none."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+             + stats.temp_size_in_bytes)
+    return total / 2**20
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (MB), from /proc; its peak so far where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def probe_program(probe, make_chunk, chunk_steps: int, carry, runs):
+    """The planner's probing method (`train.probing`'s `program`): measure memory first,
+    then pick the chunk to time by the measured step.
+
+    A two-step chunk (a loop, as the job's chunks are: XLA inlines a one-step loop and may
+    then fuse differently) is compiled and its buffers read from XLA's memory analysis; if
+    they would take the process past the probe's `mem_budget_mb`, `ProgramTooBig` is raised
+    before anything runs. Then it runs once. A step slower than `PROBE_SLOW_STEP_S` is
+    timed in those two-step chunks, and one steady chunk beyond the first is enough (a big
+    program's probe costs four steps). A faster one is timed in chunks of about
+    `PROBE_CHUNK_S` (at least `probe.steps` steps, at most the job's `chunk_steps`),
+    compiled next, whose compilation is the one reported (the job compiles one program).
+    **Returns:** as `train.fixed_probe_program`.
+    """
+    import jax
+
+    short = min(2, chunk_steps)
+    t0 = time.perf_counter()
+    two = make_chunk(short).lower(carry, runs).compile()
+    compile_s = time.perf_counter() - t0
+    mb = program_mb(two.compiled)
+    if probe.mem_budget_mb is not None and mb is not None and rss_mb() + mb > probe.mem_budget_mb:
+        raise ProgramTooBig(rss_mb() + mb, mb, probe.mem_budget_mb)
+    t1 = time.perf_counter()
+    after = two(carry, runs)
+    jax.block_until_ready(after["k"])
+    run_s = time.perf_counter() - t1
+    if run_s / short >= PROBE_SLOW_STEP_S or chunk_steps <= 2:
+        return two, short, compile_s, mb, (after, run_s), 2
+    t1 = time.perf_counter()  # again: a first execution pays one-off costs
+    jax.block_until_ready(two(carry, runs)["k"])
+    step_s = (time.perf_counter() - t1) / short
+    n = min(chunk_steps, max(probe.steps, math.ceil(PROBE_CHUNK_S / max(step_s, 1e-9))))
+    t2 = time.perf_counter()
+    chunk = make_chunk(n).lower(carry, runs).compile()
+    return chunk, n, time.perf_counter() - t2, mb, None, 3
+
+
 def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None = None) -> dict:
     """Probe one shard in this process (the body of `ssmflow probe`): synthesize its data,
     run its job under `train.probing`, write its store to a temporary directory, and return
     the measurements (seconds, peak resident MB). With `mem_budget_mb`, a training program
     that would not fit it is not run: the result then holds `too_big` (the MB it needs,
-    `train.ProgramTooBig`) and no timings."""
+    `ProgramTooBig`) and no timings."""
     import resource
 
     import ssmflow
@@ -164,9 +251,9 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None 
             "backend": jax.default_backend(), "jax": jax.__version__}
     try:
         with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S,
-                           mem_budget_mb=mem_budget_mb) as probe:
+                           mem_budget_mb=mem_budget_mb, program=probe_program) as probe:
             ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
-    except train.ProgramTooBig as err:
+    except ProgramTooBig as err:
         return {**head, "too_big": {"needed_mb": err.needed_mb, "program_mb": err.program_mb,
                                     "budget_mb": err.budget_mb}}
     t_trained = time.perf_counter()
@@ -219,13 +306,14 @@ def _probe_in_child(spec: dict, threads: int, root: Path, log_dir: Path, timeout
 
 def plan(config: dict, studies: Sequence[str] | None = None, *, threads: int = 1, jobs: int | None = None,
          root: str | os.PathLike = PLAN_ROOT, refresh: bool = False, timeout_s: float | None = None,
-         echo=None) -> tuple[list[dict], list[str]]:
+         echo=None, probe: bool = True) -> tuple[list[dict], list[str]]:
     """Every training shard of a validated config with its predicted cost.
 
     **Arguments:** `config` (validated); `studies` (default: the config's); `threads` per
     probe (the training rules' `threads`); `jobs` probes at once (default: cores // threads);
     `root` the probe cache; `refresh` probes again even where a cached probe matches;
-    `timeout_s` per probe; `echo(str)` is told of each probe as it starts and ends.
+    `timeout_s` per probe; `echo(str)` is told of each probe as it starts and ends;
+    `probe=False` probes nothing and plans the shards whose probes are cached.
     **Returns:** `(rows, failures)`: one row per shard with a probe: study, experiment,
     shard, runs, steps, the prediction (`predict`), `probed_as` (the shard whose probe it
     shares) and `cached`; and one message per failed probe (its shards have no row).
@@ -236,7 +324,7 @@ def plan(config: dict, studies: Sequence[str] | None = None, *, threads: int = 1
     for s in shards:
         groups.setdefault(probe_path(s.spec, threads, root), []).append(s)
     avail_mb = max(res.host_available_mb() - PROBE_MEM_RESERVE_MB, 1)
-    todo = [(path, members[0]) for path, members in groups.items() if refresh or _stale(path, avail_mb)]
+    todo = [(path, members[0]) for path, members in groups.items() if probe and (refresh or _stale(path, avail_mb))]
     jobs = jobs or max(1, (os.cpu_count() or 1) // threads)
     log_dir = root / "logs"
 

@@ -69,37 +69,30 @@ ENGINE_SECONDS = {"first_chunk": 0.0, "chunks": 0.0, "n_chunks": 0}
 class Probe:
     """What `probing` measured: one entry per `train_ensemble` call of the block, each with
     the call's `n_runs`, `n_total` steps, `chunk_steps` (the call's own), `probe_steps` (steps
-    per probe chunk), `first_s` (the first chunk: compilation plus `probe_steps` steps) and
-    `steady_s` (the other chunks' seconds)."""
+    per probe chunk), `first_s` (the first chunk: compilation plus `probe_steps` steps),
+    `steady_s` (the other chunks' seconds), `compile_s` and `program_mb` (the compiled
+    chunk's buffers, where the probe's `program` measured them)."""
 
     steps: int
     chunks: int
     steady_s: float
     calls: list[dict]
     mem_budget_mb: float | None = None
+    program: Callable | None = None
 
 
-class ProgramTooBig(MemoryError):
-    """A probed program whose buffers (XLA's memory analysis of the compiled chunk), on top
-    of what the process holds already, would exceed the probe's memory budget: raised
-    before the program runs, with the memory it would need (`needed_mb`)."""
+def fixed_probe_program(probe: Probe, make_chunk: Callable, chunk_steps: int, carry, runs):
+    """The plain probing method: the chunk of `min(chunk_steps, probe.steps)` steps, compiled.
 
-    def __init__(self, needed_mb: float, program_mb: float, budget_mb: float):
-        self.needed_mb, self.program_mb, self.budget_mb = needed_mb, program_mb, budget_mb
-        super().__init__(f"the compiled training chunk needs {program_mb:.0f} MB of buffers, {needed_mb:.0f} MB with "
-                         f"what the process holds, over the probe's budget of {budget_mb:.0f} MB")
-
-
-def program_mb(compiled) -> float | None:
-    """MB of buffers a compiled program holds while it runs (arguments, outputs not aliased
-    to them, and XLA's temporaries), from the backend's memory analysis; None where the
-    backend gives none."""
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return None
-    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
-             + stats.temp_size_in_bytes)
-    return total / 2**20
+    A probing method (`probing`'s `program`; `ssmflow.plan.probe_program` is the planner's)
+    gets `make_chunk(n)`, the engine's jitted chunk of n steps of this call's real program,
+    and returns `(compiled chunk, its steps, compile seconds, program MB or None, first,
+    least)`: `first` is `(carry, seconds)` of a chunk it already ran as the probe's first
+    chunk, or None; `least` the chunks the probe runs at least (the first included)."""
+    n = min(chunk_steps, probe.steps)
+    t0 = time.perf_counter()
+    chunk = make_chunk(n).lower(carry, runs).compile()
+    return chunk, n, time.perf_counter() - t0, None, None, 3
 
 
 _PROBES: list[Probe] = []
@@ -107,40 +100,25 @@ _PROBES: list[Probe] = []
 
 @contextlib.contextmanager
 def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0,
-            mem_budget_mb: float | None = None) -> Iterator[Probe]:
+            mem_budget_mb: float | None = None, program: Callable | None = None) -> Iterator[Probe]:
     """Measure, not train: inside the block every `train_ensemble` call compiles its real
-    per-step program (the same model, loss, optimizer, runs and batching) with chunks of at
-    most `steps` steps, runs the first and then at least two more (one more, of two steps,
-    where a step is slow: `PROBE_SLOW_STEP_S`), until those add up to
-    `steady_s` seconds or `chunks` chunks in all, and returns what it has (the runs' later
-    records NaN, as if not recorded), without checkpoints. `ssmflow.plan` predicts a
-    job's time from it: the first chunk is compilation plus one chunk, the others the
-    per-step time of the whole ensemble.
-
-    Each call records `program_mb`, the compiled chunk's buffers (`program_mb`). With a
-    `mem_budget_mb`, a program that would take the process past it raises `ProgramTooBig`
-    after compiling and before running (a probe is not killed for memory halfway).
+    per-step program (the same model, loss, optimizer, runs and batching) in short chunks
+    (`program`, a probing method: by default `fixed_probe_program`, chunks of at most
+    `steps` steps), runs the first and then more (at least the method's `least`), until
+    those add up to `steady_s` seconds or `chunks` chunks in all, and returns what it has
+    (the runs' later records NaN, as if not recorded), without checkpoints.
+    `ssmflow.plan` predicts a job's time from it: compilation, then every chunk at the
+    steady chunks' time per step. `mem_budget_mb` is for the method to honour.
     """
     if steps < 1 or chunks < 3:
         raise ValueError(f"probing needs steps >= 1 (got {steps}) and chunks >= 3 (got {chunks}): "
                          "the first chunk compiles, the others time the steps.")
-    probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb)
+    probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb, program or fixed_probe_program)
     _PROBES.append(probe)
     try:
         yield probe
     finally:
         _PROBES.remove(probe)
-
-
-def _rss_mb() -> float:
-    """This process's resident memory now (MB), from /proc; its peak so far where /proc is missing."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def set_precision(precision: str) -> None:
@@ -230,42 +208,6 @@ def _unique_schedule(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ok = steps[r] >= 0
         where[r, ok] = np.searchsorted(u, steps[r, ok])
     return table, where
-
-
-#: a probed step at least this slow (seconds, the whole ensemble) is timed in chunks of two
-#: steps: the per-chunk overhead (a few ms) is then below 1 % of a chunk
-PROBE_SLOW_STEP_S = 0.25
-
-
-def _probe_program(probe, fns, batching, chunk_steps, carry, runs):
-    """Compile the chunk a probe times, measuring its memory before anything runs.
-
-    First a two-step chunk (a loop, as the job's chunks are: XLA inlines a one-step
-    loop and may then fuse differently): compiled, checked against the probe's memory
-    budget (`ProgramTooBig`), run once. A step slower than `PROBE_SLOW_STEP_S` is timed
-    in two-step chunks, and one steady chunk beyond the first is enough (a big program's
-    probe then costs four steps, not three chunks); a faster one in chunks of
-    `chunk_steps`, compiled next, so that the per-chunk overhead weighs as it will in
-    the job. **Returns:** `(chunk, its steps, compile seconds, program MB, first, least
-    chunks)`, where `first` is `(carry, seconds)` of the two-step chunk that ran as the
-    probe's first chunk, or None when that run was only a measurement.
-    """
-    short = min(2, chunk_steps)
-    t0 = time.perf_counter()
-    two = make_chunk_fn(*fns, short, batching).lower(carry, runs).compile()
-    mb = program_mb(two.compiled)
-    compile_s = time.perf_counter() - t0
-    if probe.mem_budget_mb is not None and mb is not None and _rss_mb() + mb > probe.mem_budget_mb:
-        raise ProgramTooBig(_rss_mb() + mb, mb, probe.mem_budget_mb)
-    t1 = time.perf_counter()
-    after = two(carry, runs)
-    jax.block_until_ready(after["k"])
-    run_s = time.perf_counter() - t1
-    if run_s / short >= PROBE_SLOW_STEP_S or chunk_steps <= 2:
-        return two, short, compile_s, mb, (after, run_s), 2
-    t2 = time.perf_counter()
-    chunk = make_chunk_fn(*fns, chunk_steps, batching).lower(carry, runs).compile()
-    return chunk, chunk_steps, compile_s + time.perf_counter() - t2, mb, None, 3
 
 
 #: what `batching="auto"` runs on each JAX backend (BENCHMARKS.md, "Batching per backend"):
@@ -605,7 +547,7 @@ def train_ensemble(
     probe = _PROBES[-1] if _PROBES else None
     own_chunk_steps = int(chunk_steps)
     if probe is not None:
-        chunk_steps, checkpoint = min(own_chunk_steps, probe.steps), None
+        checkpoint = None
 
     carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
     batching = resolve_batching(batching)
@@ -642,8 +584,11 @@ def train_ensemble(
     compile_s = probed_mb = 0.0
     least = 3  # chunks a probe runs at least: the first, then two steady ones
     if probe is not None:
-        chunk, chunk_steps, compile_s, probed_mb, first, least = _probe_program(
-            probe, (init_fn, loss_fn, observe_fn, event_fn, optimizer_fn), batching, chunk_steps, carry, runs)
+        def make_chunk(n):
+            return make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, n, batching)
+
+        chunk, chunk_steps, compile_s, probed_mb, first, least = probe.program(probe, make_chunk, own_chunk_steps,
+                                                                               carry, runs)
         if first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
             carry, first_s, chunks_run, done = first[0], compile_s + first[1], 1, chunk_steps
     steady: list[float] = []
