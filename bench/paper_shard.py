@@ -126,7 +126,7 @@ def main(argv=None) -> int:
           f"bounded to {a.steps} steps in chunks of {a.chunk} (full job: {full_steps} steps)")
     print("| | probe (plan) | real job | ratio |")
     print("|---|---:|---:|---:|")
-    print(f"| time per ensemble step | {pred['step_s']:.3f} s | {step:.3f} s | {pred['step_s'] / step:.2f} |")
+    print(f"| time per ensemble step | {pred['step_s']:.4g} s | {step:.4g} s | {pred['step_s'] / step:.2f} |")
     print(f"| compilation | {pred['compile_s']:.1f} s | {compile_est:.1f} s (first chunk less a steady one) | "
           f"{pred['compile_s'] / compile_est:.2f} |")
     print(f"| peak memory | {pred['peak_mb']:.0f} MB | {peak_mb:.0f} MB | {pred['peak_mb'] / peak_mb:.2f} |")
