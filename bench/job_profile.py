@@ -19,16 +19,29 @@ from collections import defaultdict
 from pathlib import Path
 
 PARTS = ("import", "data", "first_chunk", "train", "other", "write")
-_LINE = re.compile(r"job profile \(s\): (.*)$")
+_LINE = re.compile(r"job profile \(s\): (.*)$", re.M)
+_CHUNKS = re.compile(r"ran (\d+) chunks of (\d+) steps")
+
+
+def parse_profile(text: str) -> dict[str, float] | None:
+    """{part: seconds} of the last job profile line of a training log's text, or None."""
+    lines = _LINE.findall(text)
+    return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split())} if lines else None
+
+
+def steady_step_s(text: str, parts: dict[str, float]) -> float:
+    """A training job's steady seconds per ensemble step: its chunks after the first (the
+    profile's `train`) over their steps (the log's `ran N chunks of K steps` lines)."""
+    steps = sum((int(n) - 1) * int(k) for n, k in _CHUNKS.findall(text))
+    return parts["train"] / steps if steps else float("nan")
 
 
 def profiles(results: Path) -> list[tuple[str, str, dict[str, float]]]:
     """(study, job, {part: seconds}) of every training log that holds a profile line."""
     out = []
     for log in sorted((results / "logs").glob("*/*/train_*.log")):
-        lines = [m.group(1) for line in log.read_text().splitlines() if (m := _LINE.search(line))]
-        if lines:
-            parts = {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split())}
+        parts = parse_profile(log.read_text())
+        if parts:
             out.append((log.parts[-3], f"{log.parts[-2]}/{log.stem[len('train_'):]}", parts))
     return out
 

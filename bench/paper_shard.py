@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -35,8 +34,9 @@ from pathlib import Path
 from ssmflow import plan
 from ssmflow import resources as res
 
-_PROFILE = re.compile(r"job profile \(s\): (.*)$", re.M)
-_CHUNKS = re.compile(r"ran (\d+) chunks of (\d+) steps")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from job_profile import parse_profile, steady_step_s  # noqa: E402
+
 
 
 def ssmflow(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -118,9 +118,8 @@ def main(argv=None) -> int:
             print(f"probe: not run, needs {pred['peak_mb']:.0f} MB, {budget} MB available here")
             return 1
     log = job.stdout + job.stderr
-    parts = {k: float(v) for k, v in (kv.split("=") for kv in _PROFILE.findall(log)[-1].split())}
-    steady_steps = sum((int(n) - 1) * int(k) for n, k in _CHUNKS.findall(log))
-    step = parts["train"] / steady_steps
+    parts = parse_profile(log)
+    step = steady_step_s(log, parts)
     compile_est = parts["first_chunk"] - step * a.chunk
     print(f"{a.study}/{a.experiment}/{a.shard}: {spec['common'].get('batching', 'map')} batching, {a.threads} thread(s), "
           f"bounded to {a.steps} steps in chunks of {a.chunk} (full job: {full_steps} steps)")

@@ -14,15 +14,12 @@ within 30 % (the issue's target for the step time) and the median and worst rati
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from job_profile import profiles  # noqa: E402
-
-_CHUNKS = re.compile(r"ran (\d+) chunks of (\d+) steps")
+from job_profile import profiles, steady_step_s  # noqa: E402
 
 
 def measured(results: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -31,10 +28,7 @@ def measured(results: Path) -> dict[tuple[str, str], dict[str, float]]:
     for study, job, parts in profiles(results):
         exp, shard = job.split("/", 1)
         log = (results / "logs" / study / exp / f"train_{shard}.log").read_text()
-        runs = [(int(n), int(k)) for n, k in _CHUNKS.findall(log)]
-        steady_steps = sum((n - 1) * k for n, k in runs)
-        out[(study, job)] = {"wall_s": parts["total"],
-                             "step_s": parts["train"] / steady_steps if steady_steps else float("nan")}
+        out[(study, job)] = {"wall_s": parts["total"], "step_s": steady_step_s(log, parts)}
     return out
 
 

@@ -249,9 +249,9 @@ def cmd_train(a) -> int:
             ds = reuse.train_reusing(spec, lambda s: job.train_shard(s, *args), code, root=Path(a.reuse))
     t_trained = time.perf_counter()
     _record_spec(ds, spec)
-    from ssmflow.train import resolve_batching
+    from ssmflow.train import spec_batching
 
-    ds.attrs["batching"] = resolve_batching(spec["common"].get("batching", "map"))  # what ran ("auto" resolved)
+    ds.attrs["batching"] = spec_batching(spec)  # what ran ("auto" resolved)
     store.write_atomic(ds, a.out, whole=decl.whole_dims)
     if a.reuse != "none":
         reuse.keep(spec, a.out, code, root=Path(a.reuse))

@@ -211,8 +211,8 @@ def probe_program(probe, make_chunk, chunk_steps: int, carry, runs):
     two = make_chunk(short).lower(carry, runs).compile()
     compile_s = time.perf_counter() - t0
     mb = program_mb(two.compiled)
-    if probe.mem_budget_mb is not None and mb is not None and rss_mb() + mb > probe.mem_budget_mb:
-        raise ProgramTooBig(rss_mb() + mb, mb, probe.mem_budget_mb)
+    if probe.mem_budget_mb is not None and mb is not None and (needed := rss_mb() + mb) > probe.mem_budget_mb:
+        raise ProgramTooBig(needed, mb, probe.mem_budget_mb)
     t1 = time.perf_counter()
     after = two(carry, runs)
     jax.block_until_ready(after["k"])

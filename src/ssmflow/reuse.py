@@ -114,9 +114,9 @@ def train_reusing(spec: dict, train: Callable[[dict], xr.Dataset], code_modules:
                        compat="override", join="override", combine_attrs="override")
         ds = ds.isel(seed=np.argsort(ds.seed.values, kind="stable"))
         ds.attrs = dict(new.attrs)
-        from ssmflow.train import resolve_batching  # the job has imported JAX already
+        from ssmflow.train import spec_batching  # the job has imported JAX already
 
-        ds.attrs["reused_seeds_batching"] = resolve_batching(spec["common"].get("batching", "map"))
+        ds.attrs["reused_seeds_batching"] = spec_batching(spec)
     ds.attrs["config_digest"] = digest({k: v for k, v in spec.items() if k != "train_seeds"})
     ds.attrs["reused_seeds"] = have
     return ds

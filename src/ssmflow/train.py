@@ -228,6 +228,11 @@ def resolve_batching(batching: str) -> str:
     return batching
 
 
+def spec_batching(spec: Mapping[str, Any]) -> str:
+    """The batching a shard spec's job runs on this backend (its `common.batching`, default map)."""
+    return resolve_batching(spec["common"].get("batching", "map"))
+
+
 def make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching="map"):
     """Build the jitted, vmapped function that advances every run by `chunk_steps` steps."""
 
@@ -551,7 +556,11 @@ def train_ensemble(
 
     carry = init_carry(init_fn, observe_fn, event_fn, optimizer_fn, runs, schedule.shape[1])
     batching = resolve_batching(batching)
-    chunk = make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, chunk_steps, batching)
+
+    def make_chunk(n):
+        return make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, n, batching)
+
+    chunk = None if probe is not None else make_chunk(chunk_steps)  # a probe's method builds its own
 
     ckpt_key = ""
     if checkpoint is None and _ACTIVE and probe is None:
@@ -584,9 +593,6 @@ def train_ensemble(
     compile_s = probed_mb = 0.0
     least = 3  # chunks a probe runs at least: the first, then two steady ones
     if probe is not None:
-        def make_chunk(n):
-            return make_chunk_fn(init_fn, loss_fn, observe_fn, event_fn, optimizer_fn, n, batching)
-
         chunk, chunk_steps, compile_s, probed_mb, first, least = probe.program(probe, make_chunk, own_chunk_steps,
                                                                                carry, runs)
         if first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
