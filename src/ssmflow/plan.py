@@ -11,8 +11,13 @@ as the job does. From it:
     predicted = import + setup and evaluation + compilation + chunks x chunk steps x step time
 
 where the step time is the median probe chunk over its steps (the ensemble's step, all
-runs of the shard), and peak memory is the probe process's peak resident set (the
-records' buffers are allocated whole at the start, so a short run reaches the job's peak).
+runs of the shard; a `lax.map`ped ensemble's slow step is timed on its first
+`PROBE_MAP_RUNS` runs and scaled by its runs, since map runs one run after another), the
+evaluation is the job's own loops, of which the probe runs the first `PROBE_EVAL_ITEMS`
+items (`train.evaluated`) and counts the rest at their measured time, and peak memory is
+the probe process's peak resident set (the records' buffers are allocated whole at the
+start, so a short run reaches the job's peak) plus what the job's chunk holds beyond the
+timed one's (XLA's memory analysis of both).
 The data stage's own job is not in the training prediction (`data_s` is reported beside it).
 
 One probe serves every shard of the same *program shape*: the shards of one experiment
@@ -71,6 +76,10 @@ PROBE_SLOW_STEP_S = 0.25
 #: a faster step is timed in chunks of about this many seconds (at least PROBE_STEPS steps,
 #: at most the job's own chunk), so that the per-chunk overhead weighs as little as in the job
 PROBE_CHUNK_S = 0.2
+#: a `lax.map`ped ensemble's slow step is timed on this many of its runs (`probe_program`)
+PROBE_MAP_RUNS = 2
+#: items of each evaluation loop a probe runs (`train.evaluated`): the first compiles
+PROBE_EVAL_ITEMS = 3
 #: exit status of `ssmflow probe` for a program over its memory budget (not run)
 PROBE_TOO_BIG_EXIT = 3
 #: MB of the host's available memory the planner keeps free beside its probes
@@ -108,7 +117,8 @@ def _method_digest() -> str:
     import inspect
 
     return digest({"source": inspect.getsource(probe_program),
-                   "constants": [PROBE_STEPS, PROBE_STEADY_S, PROBE_MAX_CHUNKS, PROBE_SLOW_STEP_S, PROBE_CHUNK_S]})
+                   "constants": [PROBE_STEPS, PROBE_STEADY_S, PROBE_MAX_CHUNKS, PROBE_SLOW_STEP_S, PROBE_CHUNK_S,
+                                 PROBE_MAP_RUNS, PROBE_EVAL_ITEMS]})
 
 
 def probe_key(spec: dict, threads: int = 1) -> str:
@@ -143,17 +153,22 @@ def predict(probe: Mapping) -> dict:
     for call in probe["calls"]:
         steady = call["steady_s"]
         chunk_s = statistics.median(steady) if steady else call["first_s"]
-        step_s = chunk_s / call["probe_steps"]
+        step_s = chunk_s / call["probe_steps"] * call["n_runs"] / call.get("runs_timed", call["n_runs"])
         n_chunks = math.ceil(call["n_total"] / call["chunk_steps"]) if call["n_total"] else 0
         train_s += n_chunks * call["chunk_steps"] * step_s
         run_steps += n_chunks * call["chunk_steps"]
         # compilation as measured (the probe compiles before it runs), else the first chunk less a steady one
         compile_s += call["compile_s"] if "compile_s" in call else max(call["first_s"] - chunk_s, 0.0)
         steps += call["n_total"]
-    total = probe["import_s"] + probe["other_s"] + probe["write_s"] + compile_s + train_s
-    return {"wall_s": total, "import_s": probe["import_s"], "setup_eval_s": probe["other_s"] + probe["write_s"],
+    # the evaluation loops' items the probe did not run, each at the median of the timed ones after the first
+    rest_s = sum((e["n"] - len(e["times"])) * statistics.median(e["times"][1:] or e["times"])
+                 for e in probe.get("evals", []) if e["times"])
+    setup_eval_s = probe["other_s"] + probe["write_s"] + rest_s
+    total = probe["import_s"] + setup_eval_s + compile_s + train_s
+    extra_mb = max((call.get("extra_mb", 0.0) for call in probe["calls"]), default=0.0)
+    return {"wall_s": total, "import_s": probe["import_s"], "setup_eval_s": setup_eval_s,
             "compile_s": compile_s, "train_s": train_s, "steps": int(steps),
-            "step_s": train_s / run_steps if run_steps else 0.0, "peak_mb": probe["peak_mb"]}
+            "step_s": train_s / run_steps if run_steps else 0.0, "peak_mb": probe["peak_mb"] + extra_mb}
 
 
 class ProgramTooBig(MemoryError):
@@ -190,47 +205,88 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def probe_program(probe, make_chunk, chunk_steps: int, carry, runs):
+def _outputs_mb(compiled) -> float:
+    """MB of a compiled program's outputs not aliased to its arguments."""
+    stats = compiled.memory_analysis()
+    return 0.0 if stats is None else (stats.output_size_in_bytes - stats.alias_size_in_bytes) / 2**20
+
+
+def _arguments_mb(compiled) -> float:
+    stats = compiled.memory_analysis()
+    return 0.0 if stats is None else stats.argument_size_in_bytes / 2**20
+
+
+def _check_budget(probe, mb: float | None) -> None:
+    if probe.mem_budget_mb is not None and mb is not None and (needed := rss_mb() + mb) > probe.mem_budget_mb:
+        raise ProgramTooBig(needed, mb, probe.mem_budget_mb)
+
+
+def _run_s(compiled, carry, runs) -> tuple[dict, float]:
+    import jax
+
+    t0 = time.perf_counter()
+    after = compiled(carry, runs)
+    jax.block_until_ready(after["k"])
+    return after, time.perf_counter() - t0
+
+
+def probe_program(probe, make_chunk, chunk_steps: int, carry, runs, batching: str):
     """The planner's probing method (`train.probing`'s `program`): measure memory first,
     then pick the chunk to time by the measured step.
 
     A two-step chunk (a loop, as the job's chunks are: XLA inlines a one-step loop and may
     then fuse differently) is compiled and its buffers read from XLA's memory analysis; if
     they would take the process past the probe's `mem_budget_mb`, `ProgramTooBig` is raised
-    before anything runs. Then it runs once. A step slower than `PROBE_SLOW_STEP_S` is
-    timed in those two-step chunks, and one steady chunk beyond the first is enough (a big
-    program's probe costs four steps). A faster one is timed in chunks of about
-    `PROBE_CHUNK_S` (at least `probe.steps` steps, at most the job's `chunk_steps`),
-    compiled next, whose compilation is the one reported (the job compiles one program).
-    **Returns:** as `train.fixed_probe_program`.
+    before anything runs. Then it runs once. A `lax.map`ped ensemble of more than
+    `PROBE_MAP_RUNS` runs runs the same one-run program for each run in turn, so its step
+    time is that of its first `PROBE_MAP_RUNS` runs times runs / `PROBE_MAP_RUNS`: that
+    two-step chunk is of the first runs only (`train.take_runs`), and the job's whole chunk
+    is compiled for its compilation time and memory. A step of the ensemble slower than
+    `PROBE_SLOW_STEP_S` is timed in those two-step chunks, and one steady chunk beyond the
+    first is enough (a big program's probe costs four steps of the timed runs). A faster
+    one is timed in chunks of about `PROBE_CHUNK_S` of the whole ensemble (at least
+    `probe.steps` steps, at most the job's `chunk_steps`), compiled next, whose compilation
+    is the one reported (the job compiles one program).
+    **Returns:** a `train.ProbeChunk`.
     """
-    import jax
+    from ssmflow import train
 
     short = min(2, chunk_steps)
+    n_runs = int(runs["key"].shape[0])
+    k = PROBE_MAP_RUNS if batching == "map" and n_runs > PROBE_MAP_RUNS else n_runs
+    part_carry, part_runs = (carry, runs) if k == n_runs else (train.take_runs(carry, k), train.take_runs(runs, k))
     t0 = time.perf_counter()
-    two = make_chunk(short).lower(carry, runs).compile()
+    two = make_chunk(short).lower(part_carry, part_runs).compile()
     compile_s = time.perf_counter() - t0
     mb = program_mb(two.compiled)
-    if probe.mem_budget_mb is not None and mb is not None and (needed := rss_mb() + mb) > probe.mem_budget_mb:
-        raise ProgramTooBig(needed, mb, probe.mem_budget_mb)
-    t1 = time.perf_counter()
-    after = two(carry, runs)
-    jax.block_until_ready(after["k"])
-    run_s = time.perf_counter() - t1
-    if run_s / short >= PROBE_SLOW_STEP_S or chunk_steps <= 2:
-        return two, short, compile_s, mb, (after, run_s), 2
-    t1 = time.perf_counter()  # again: a first execution pays one-off costs
-    jax.block_until_ready(two(carry, runs)["k"])
-    step_s = (time.perf_counter() - t1) / short
+    _check_budget(probe, mb)
+    after, run_s = _run_s(two, part_carry, part_runs)
+    if run_s / short * n_runs / k >= PROBE_SLOW_STEP_S or chunk_steps <= 2:
+        if k == n_runs:
+            return train.ProbeChunk(two, short, compile_s, mb, (after, run_s), 2)
+        # the job's chunk of the whole ensemble: its compilation and memory, not run
+        t1 = time.perf_counter()
+        whole = make_chunk(chunk_steps).lower(carry, runs).compile()
+        whole_s = time.perf_counter() - t1
+        extra = max(_outputs_mb(whole.compiled) - _outputs_mb(two.compiled) - _arguments_mb(two.compiled), 0.0)
+        return train.ProbeChunk(two, short, whole_s, program_mb(whole.compiled), (after, run_s), 2, k, extra,
+                                overhead_s=compile_s)
+    again = _run_s(two, part_carry, part_runs)[1]  # again: a first run pays one-off costs
+    step_s = again / short * n_runs / k
     n = min(chunk_steps, max(probe.steps, math.ceil(PROBE_CHUNK_S / max(step_s, 1e-9))))
     t2 = time.perf_counter()
     chunk = make_chunk(n).lower(carry, runs).compile()
-    return chunk, n, time.perf_counter() - t2, mb, None, 3
+    chunk_s = time.perf_counter() - t2
+    if k != n_runs:
+        mb = program_mb(chunk.compiled)
+        _check_budget(probe, mb)
+    return train.ProbeChunk(chunk, n, chunk_s, mb, None, 3, overhead_s=compile_s + run_s + again)
 
 
 def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None = None) -> dict:
     """Probe one shard in this process (the body of `ssmflow probe`): synthesize its data,
-    run its job under `train.probing`, write its store to a temporary directory, and return
+    run its job under `train.probing` (a few chunks, a few items of each evaluation loop),
+    write its store to a temporary directory, and return
     the measurements (seconds, peak resident MB). With `mem_budget_mb`, a training program
     that would not fit it is not run: the result then holds `too_big` (the MB it needs,
     `ProgramTooBig`) and no timings."""
@@ -250,8 +306,8 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None 
     head = {"study": spec["study"], "experiment": spec["experiment"], "shard": spec["shard"],
             "backend": jax.default_backend(), "jax": jax.__version__}
     try:
-        with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S,
-                           mem_budget_mb=mem_budget_mb, program=probe_program) as probe:
+        with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S, mem_budget_mb=mem_budget_mb,
+                           program=probe_program, eval_items=PROBE_EVAL_ITEMS) as probe:
             ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
     except ProgramTooBig as err:
         return {**head, "too_big": {"needed_mb": err.needed_mb, "program_mb": err.program_mb,
@@ -261,10 +317,12 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None 
         store.write_atomic(ds, Path(tmp) / "shard.zarr", whole=decl.whole_dims)
     t_written = time.perf_counter()
     engine = sum(train.ENGINE_SECONDS[k] - before[k] for k in ("first_chunk", "chunks"))
+    engine += sum(call["overhead_s"] for call in probe.calls)  # the probe's own, not the job's
     return {
         **head, "import_s": t_imported - ssmflow.IMPORTED_AT, "data_s": t_data - t_imported,
         "other_s": max(t_trained - t_data - engine, 0.0), "write_s": t_written - t_trained,
-        "calls": probe.calls, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "calls": probe.calls, "evals": probe.evals,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,13 @@ ENGINE_SECONDS = {"first_chunk": 0.0, "chunks": 0.0, "n_chunks": 0}
 class Probe:
     """What `probing` measured: one entry per `train_ensemble` call of the block, each with
     the call's `n_runs`, `n_total` steps, `chunk_steps` (the call's own), `probe_steps` (steps
-    per probe chunk), `first_s` (the first chunk: compilation plus `probe_steps` steps),
-    `steady_s` (the other chunks' seconds), `compile_s` and `program_mb` (the compiled
-    chunk's buffers, where the probe's `program` measured them)."""
+    per probe chunk), `runs_timed` (the runs the timed chunks ran: all, or the first few of
+    a `lax.map`ped ensemble, whose time is linear in its runs), `first_s` (the first chunk:
+    compilation plus `probe_steps` steps), `steady_s` (the other chunks' seconds),
+    `compile_s` and `program_mb` (the compiled chunk's buffers, where the probe's `program`
+    measured them) and `extra_mb` (memory the job's chunk holds beyond the timed one's);
+    and one entry in `evals` per evaluation loop (`evaluated`): its `n` items and the
+    seconds of the first `eval_items` of them (`times`)."""
 
     steps: int
     chunks: int
@@ -79,28 +83,84 @@ class Probe:
     calls: list[dict]
     mem_budget_mb: float | None = None
     program: Callable | None = None
+    eval_items: int = 3
+    evals: list[dict] = field(default_factory=list)
 
 
-def fixed_probe_program(probe: Probe, make_chunk: Callable, chunk_steps: int, carry, runs):
+@dataclass
+class ProbeChunk:
+    """What a probing method (`probing`'s `program`) gives the engine: the compiled `chunk`
+    the probe times and its `steps`; the job's chunk's `compile_s` and `program_mb` (MB of
+    buffers, or None); `first`, `(carry, seconds)` of a chunk already run as the probe's
+    first chunk, or None; `least`, the chunks the probe runs at least (the first included);
+    `runs_timed`, None when the chunk runs the whole ensemble, else the first runs it runs
+    (`take_runs`; a `lax.map`ped ensemble's step time is linear in its runs); `extra_mb`,
+    memory the job's chunk holds beyond the timed one's; `overhead_s`, seconds the method
+    spent on what the job does not do (compiling and running chunks it only measured)."""
+
+    chunk: Callable
+    steps: int
+    compile_s: float
+    program_mb: float | None = None
+    first: tuple | None = None
+    least: int = 3
+    runs_timed: int | None = None
+    extra_mb: float = 0.0
+    overhead_s: float = 0.0
+
+
+def take_runs(tree, k: int):
+    """The first `k` runs of a carry or runs pytree (every array leaf has the run axis first)."""
+    return jax.tree.map(lambda a: a[:k] if eqx.is_array(a) else a, tree)
+
+
+def put_runs(tree, first):
+    """`tree` with its first runs replaced by `first` (`take_runs`' inverse)."""
+    return jax.tree.map(lambda a, b: a.at[: b.shape[0]].set(b) if eqx.is_array(a) else a, tree, first)
+
+
+def fixed_probe_program(probe: Probe, make_chunk: Callable, chunk_steps: int, carry, runs, batching: str) -> ProbeChunk:
     """The plain probing method: the chunk of `min(chunk_steps, probe.steps)` steps, compiled.
 
     A probing method (`probing`'s `program`; `ssmflow.plan.probe_program` is the planner's)
     gets `make_chunk(n)`, the engine's jitted chunk of n steps of this call's real program,
-    and returns `(compiled chunk, its steps, compile seconds, program MB or None, first,
-    least)`: `first` is `(carry, seconds)` of a chunk it already ran as the probe's first
-    chunk, or None; `least` the chunks the probe runs at least (the first included)."""
+    the job's chunk steps, the initial carry and runs and the batching, and returns a
+    `ProbeChunk`."""
+    del batching
     n = min(chunk_steps, probe.steps)
     t0 = time.perf_counter()
     chunk = make_chunk(n).lower(carry, runs).compile()
-    return chunk, n, time.perf_counter() - t0, None, None, 3
+    return ProbeChunk(chunk, n, time.perf_counter() - t0)
+
+
+def evaluated(items) -> Iterator:
+    """The items of a job's evaluation loop (snapshots, chunks of a test set, runs): every
+    one in a job; inside `probing`, only the first `eval_items`, each timed (the loop's body
+    must block on its results), so that the plan predicts the loop from them
+    (`Probe.evals`): the first item (compilation included) and the median of the others
+    for each item not run. The loop's items must cost alike; the outputs of the items not
+    run stay as the job initialised them."""
+    items = list(items)
+    probe = _PROBES[-1] if _PROBES else None
+    if probe is None:
+        yield from items
+        return
+    times: list[float] = []
+    try:
+        for item in items[: probe.eval_items]:
+            t0 = time.perf_counter()
+            yield item
+            times.append(time.perf_counter() - t0)
+    finally:
+        probe.evals.append({"n": len(items), "times": times})
 
 
 _PROBES: list[Probe] = []
 
 
 @contextlib.contextmanager
-def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0,
-            mem_budget_mb: float | None = None, program: Callable | None = None) -> Iterator[Probe]:
+def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0, mem_budget_mb: float | None = None,
+            program: Callable | None = None, eval_items: int = 3) -> Iterator[Probe]:
     """Measure, not train: inside the block every `train_ensemble` call compiles its real
     per-step program (the same model, loss, optimizer, runs and batching) in short chunks
     (`program`, a probing method: by default `fixed_probe_program`, chunks of at most
@@ -108,12 +168,14 @@ def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0,
     those add up to `steady_s` seconds or `chunks` chunks in all, and returns what it has
     (the runs' later records NaN, as if not recorded), without checkpoints.
     `ssmflow.plan` predicts a job's time from it: compilation, then every chunk at the
-    steady chunks' time per step. `mem_budget_mb` is for the method to honour.
+    steady chunks' time per step. `mem_budget_mb` is for the method to honour. Evaluation
+    loops (`evaluated`) run their first `eval_items` items only.
     """
-    if steps < 1 or chunks < 3:
-        raise ValueError(f"probing needs steps >= 1 (got {steps}) and chunks >= 3 (got {chunks}): "
-                         "the first chunk compiles, the others time the steps.")
-    probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb, program or fixed_probe_program)
+    if steps < 1 or chunks < 3 or eval_items < 2:
+        raise ValueError(f"probing needs steps >= 1 (got {steps}), chunks >= 3 (got {chunks}) and eval_items >= 2 "
+                         f"(got {eval_items}): the first chunk or item compiles, the others are timed.")
+    probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb, program or fixed_probe_program,
+                  int(eval_items))
     _PROBES.append(probe)
     try:
         yield probe
@@ -590,19 +652,22 @@ def train_ensemble(
 
     t_start, t_log, compute_s, first_s, chunks_run = time.perf_counter(), -np.inf, 0.0, 0.0, 0
     t_saved = t_start
-    compile_s = probed_mb = 0.0
+    compile_s = 0.0
     least = 3  # chunks a probe runs at least: the first, then two steady ones
+    timed, loop_runs = None, runs
     if probe is not None:
-        chunk, chunk_steps, compile_s, probed_mb, first, least = probe.program(probe, make_chunk, own_chunk_steps,
-                                                                               carry, runs)
-        if first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
-            carry, first_s, chunks_run, done = first[0], compile_s + first[1], 1, chunk_steps
+        timed = probe.program(probe, make_chunk, own_chunk_steps, carry, runs, batching)
+        chunk, chunk_steps, compile_s, least = timed.chunk, timed.steps, timed.compile_s, timed.least
+        if timed.runs_timed is not None:  # the probe times the first runs of the ensemble: the others stay as initialised
+            full_carry, carry, loop_runs = carry, take_runs(carry, timed.runs_timed), take_runs(runs, timed.runs_timed)
+        if timed.first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
+            carry, first_s, chunks_run, done = timed.first[0], compile_s + timed.first[1], 1, chunk_steps
     steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
         while done < n_total and (probe is None or chunks_run < least
                                   or (chunks_run < probe.chunks and sum(steady) < probe.steady_s)):
             t0 = time.perf_counter()
-            carry = chunk(carry, runs)
+            carry = chunk(carry, loop_runs)
             jax.block_until_ready(carry["k"])
             dt = time.perf_counter() - t0
             if chunks_run > 0:  # the first chunk of a process includes compilation
@@ -629,6 +694,8 @@ def train_ensemble(
                     int((np.asarray(carry["diverged_at"]) >= 0).sum()), n_runs,
                     chunk_steps / dt, now - t_start,
                 )
+    if timed is not None and timed.runs_timed is not None:
+        carry = put_runs(full_carry, carry)
     if checkpoint is not None and chunks_run > 0 and time.perf_counter() - t_start >= every_s:
         save("finished")  # a job killed before its results are stored need not train again
     logger.info("ran %d chunks of %d steps in this process (resumed at step %d)", chunks_run, chunk_steps, resumed_at)
@@ -638,8 +705,10 @@ def train_ensemble(
                        "with its `diverged_at` step", int((diverged_at >= 0).sum()), n_runs, sorted(set(diverged_at[diverged_at >= 0].tolist())))
     if probe is not None:
         probe.calls.append({"n_runs": int(n_runs), "n_total": int(n_total), "chunk_steps": own_chunk_steps,
-                            "probe_steps": int(chunk_steps), "first_s": first_s, "steady_s": steady,
-                            "compile_s": compile_s, "program_mb": probed_mb})
+                            "probe_steps": int(chunk_steps), "runs_timed": int(timed.runs_timed or n_runs),
+                            "first_s": first_s, "steady_s": steady, "compile_s": compile_s,
+                            "program_mb": timed.program_mb, "extra_mb": timed.extra_mb,
+                            "overhead_s": timed.overhead_s})
     steady_chunks = max(chunks_run - 1, 0)
     ENGINE_SECONDS["first_chunk"] += first_s
     ENGINE_SECONDS["chunks"] += compute_s

@@ -123,11 +123,13 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
         return dict(test_mae=err.mean(0), test_mse=jnp.mean(err**2), lambda_re=lam.real, lambda_im=lam.imag,
                     c_re=model.c_re, c_im=model.c_im, d_skip=model.d)
 
-    out = {}
-    for r in range(len(rows)):
-        per_record = [evaluate([leaf[r, j] for leaf in snaps], runs["beta"][r]) for j in range(len(rec))]
-        for name in per_record[0]:
-            out.setdefault(name, []).append(np.stack([np.asarray(p[name]) for p in per_record]))
+    out = {}  # name -> (run, record, ...), NaN where a probe did not evaluate (`train.evaluated`)
+    for r, j in train.evaluated(itertools.product(range(len(rows)), range(len(rec)))):
+        for name, v in evaluate([leaf[r, j] for leaf in snaps], runs["beta"][r]).items():
+            v = np.asarray(v)
+            if name not in out:
+                out[name] = np.full((len(rows), len(rec), *v.shape), np.nan, v.dtype)
+            out[name][r, j] = v
     final = jax.tree.unflatten(treedef, [leaf[:, -1] for leaf in snaps])
     log.info("trained %d waves runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
              res.steps_per_second, time.perf_counter() - t0 - t_train)
@@ -243,7 +245,7 @@ def train_denoise(spec: dict, data: xr.Dataset) -> xr.Dataset:
     mse_ref = np.full((n_noise, n_src), np.nan)
     at_stripes = np.full((len(rows), 2, 2), np.nan)  # (run, phase init/final, stripe H/V)
     recon = {}
-    for r, (a, b, seed) in enumerate(rows):
+    for r, (a, b, seed) in train.evaluated(enumerate(rows)):
         final = [leaf[r, -1] for leaf in snaps]
         for i, noise in enumerate(geometry.NOISES):
             for j, src in enumerate(sources):

@@ -68,7 +68,8 @@ def evaluate_snapshots(static, treedef, leaves: list[jax.Array], task: Task, spl
     """Mean loss and metric of every snapshot on a split.
 
     One compiled forward pass over a chunk of `EVAL_CHUNK` samples for all runs at once
-    (vmapped), called for each record and chunk; the last chunk is padded and masked.
+    (vmapped), called for each record and chunk (`train.evaluated`: a probe runs a few);
+    the last chunk is padded and masked.
 
     **Arguments:** `leaves`: the parameter leaves, each `(run, record, ...)`.
     **Returns:** `(loss, metric)`, each `(run, record)`.
@@ -78,13 +79,15 @@ def evaluate_snapshots(static, treedef, leaves: list[jax.Array], task: Task, spl
     real = (np.arange(idx.size) < n).reshape(idx.shape)
     n_runs, n_rec = leaves[0].shape[:2]
     loss, score = np.zeros((n_runs, n_rec)), np.zeros((n_runs, n_rec))
-    for j in range(n_rec):
-        snapshot = [leaf[:, j] for leaf in leaves]
-        for chunk, mask in zip(idx, real, strict=True):
-            x = jnp.asarray(split.x[chunk], jnp.result_type(float))
-            chunk_loss, chunk_score = _forward(static, treedef, snapshot, task, x, jnp.asarray(split.y[chunk]))
-            loss[:, j] += np.asarray(chunk_loss)[:, mask].sum(axis=1)
-            score[:, j] += np.asarray(chunk_score)[:, mask].sum(axis=1)
+    chunks = list(zip(idx, real, strict=True))
+    snapshot, at = None, None
+    for j, (chunk, mask) in train.evaluated(itertools.product(range(n_rec), chunks)):
+        if at != j:
+            snapshot, at = [leaf[:, j] for leaf in leaves], j
+        x = jnp.asarray(split.x[chunk], jnp.result_type(float))
+        chunk_loss, chunk_score = _forward(static, treedef, snapshot, task, x, jnp.asarray(split.y[chunk]))
+        loss[:, j] += np.asarray(chunk_loss)[:, mask].sum(axis=1)
+        score[:, j] += np.asarray(chunk_score)[:, mask].sum(axis=1)
     return loss / n, score / n
 
 
