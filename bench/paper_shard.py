@@ -13,7 +13,8 @@ overrides the shard's batching. Then, one after the other (nothing else should r
    the training rule runs them: the job's steady time per step (its chunks after the
    first), its compilation (first chunk less a steady one) and its peak resident memory;
 2. `ssmflow probe` of the same spec, as `ssmflow plan` runs it (within the memory this
-   host has available): the predicted time per ensemble step, compilation and peak.
+   host has available): the predicted time per ensemble step, compilation, setup and
+   evaluation (the probe runs a few items of each evaluation loop) and peak.
 
 It prints both and their ratios, and the full-length job's training time at the probed
 step time. The time per step is what the
@@ -129,6 +130,9 @@ def main(argv=None) -> int:
     print(f"| compilation | {pred['compile_s']:.1f} s | {compile_est:.1f} s (first chunk less a steady one) | "
           f"{pred['compile_s'] / compile_est:.2f} |")
     print(f"| peak memory | {pred['peak_mb']:.0f} MB | {peak_mb:.0f} MB | {pred['peak_mb'] / peak_mb:.2f} |")
+    job_other = parts["other"] + parts["write"]  # model setup, evaluation, store write
+    print(f"| setup, evaluation and write | {pred['setup_eval_s']:.1f} s | {job_other:.1f} s | "
+          f"{pred['setup_eval_s'] / job_other:.2f} |")
     print(f"| wall time of the bounded job | {pred['wall_s']:.1f} s | {job_wall:.1f} s | {pred['wall_s'] / job_wall:.2f} |")
     print(f"probe took {probe_wall:.1f} s; the full job's {full_steps} steps at the probed step time: "
           f"{pred['step_s'] * full_steps / 3600:.2f} h of training (its evaluation, which the bounded "

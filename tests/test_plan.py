@@ -109,14 +109,15 @@ def test_a_mapped_ensembles_slow_step_is_timed_on_its_first_runs(monkeypatch):
         res = train.train_ensemble(*fns, runs, steps, chunk_steps=100, batching="map")
     (call,) = probe.calls
     assert call["runs_timed"] == plan.PROBE_MAP_RUNS == 2 and call["n_runs"] == 5 and call["probe_steps"] == 2
+    assert len(call["steady_s"]) == 2  # two steady chunks of the first runs
     assert call["compile_s"] > 0 and call["program_mb"] > 0 and call["overhead_s"] > 0 and call["extra_mb"] >= 0
     assert res.diverged_at.shape == (5,) and res.records["w"].shape == steps.shape
     full = train.train_ensemble(*fns, runs, steps, chunk_steps=7, batching="map")
-    early = (steps >= 0) & (steps < 4)
+    early = (steps >= 0) & (steps < 6)
     for name, rec in res.records.items():
         assert (rec[:2][early[:2]] == full.records[name][:2][early[:2]]).all(), name
-        assert np.isnan(rec[2:]).all() and np.isnan(rec[:2][steps[:2] >= 4]).all(), name
-    chunk_s = call["steady_s"][0]
+        assert np.isnan(rec[2:]).all() and np.isnan(rec[:2][steps[:2] >= 6]).all(), name
+    chunk_s = float(np.median(call["steady_s"]))
     probe_json = {"import_s": 0.0, "other_s": 0.0, "write_s": 0.0, "peak_mb": 100.0, "calls": [call]}
     assert plan.predict(probe_json)["step_s"] == pytest.approx(chunk_s / 2 * 5 / 2)
     assert plan.predict(probe_json)["peak_mb"] == pytest.approx(100.0 + call["extra_mb"])
@@ -129,15 +130,19 @@ def test_a_mapped_ensembles_slow_step_is_timed_on_its_first_runs(monkeypatch):
 def test_a_probe_runs_a_few_items_of_an_evaluation_loop_and_the_plan_counts_the_rest():
     assert list(train.evaluated(range(10))) == list(range(10))  # a job evaluates every item
     seen = []
-    with train.probing(eval_items=3) as probe:
+    with train.probing(eval_items=3, eval_s=1.0) as probe:
         for i in train.evaluated(range(10)):
             time.sleep(0.05 if i == 0 else 0.01)  # the first item compiles
             seen.append(i)
         assert list(train.evaluated(["only"])) == ["only"]
-    assert seen == [0, 1, 2]
-    (loop, single) = probe.evals
+    with train.probing(eval_items=5, eval_s=0.1) as slow_probe:
+        slow = [i for i in train.evaluated(range(10)) if time.sleep(0.15) is None]
+    assert seen == [0, 1, 2]  # fast items: up to eval_items
+    assert slow == [0, 1]  # the second item alone is past eval_s: two are enough
+    (loop, single), (slow_loop,) = probe.evals, slow_probe.evals
     assert loop["n"] == 10 and len(loop["times"]) == 3 and single == {"n": 1, "times": [pytest.approx(0, abs=0.01)]}
     assert loop["times"][0] >= 0.05 and all(0.01 <= t < 0.05 for t in loop["times"][1:])
+    assert slow_loop["n"] == 10 and len(slow_loop["times"]) == 2
     probe_json = {"import_s": 1.0, "other_s": 2.0, "write_s": 0.5, "peak_mb": 10.0, "calls": [],
                   "evals": [{"n": 10, "times": [5.0, 1.0, 3.0]}, {"n": 4, "times": [2.0]}]}
     # the 7 items not run at the median of the timed ones after the first (2 s); one timed item stands for the rest

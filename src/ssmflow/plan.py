@@ -13,8 +13,9 @@ as the job does. From it:
 where the step time is the median probe chunk over its steps (the ensemble's step, all
 runs of the shard; a `lax.map`ped ensemble's slow step is timed on its first
 `PROBE_MAP_RUNS` runs and scaled by its runs, since map runs one run after another), the
-evaluation is the job's own loops, of which the probe runs the first `PROBE_EVAL_ITEMS`
-items (`train.evaluated`) and counts the rest at their measured time, and peak memory is
+evaluation is the job's own loops, of which the probe runs the first few items (two or
+more, about `PROBE_EVAL_S` seconds after the first, `train.evaluated`) and counts the rest
+at their measured time, and peak memory is
 the probe process's peak resident set (the records' buffers are allocated whole at the
 start, so a short run reaches the job's peak) plus what the job's chunk holds beyond the
 timed one's (XLA's memory analysis of both).
@@ -78,8 +79,10 @@ PROBE_SLOW_STEP_S = 0.25
 PROBE_CHUNK_S = 0.2
 #: a `lax.map`ped ensemble's slow step is timed on this many of its runs (`probe_program`)
 PROBE_MAP_RUNS = 2
-#: items of each evaluation loop a probe runs (`train.evaluated`): the first compiles
-PROBE_EVAL_ITEMS = 3
+#: items of each evaluation loop a probe runs (`train.evaluated`): the first (it compiles),
+#: then more until they add up to PROBE_EVAL_S seconds, at most PROBE_EVAL_ITEMS in all
+PROBE_EVAL_ITEMS = 5
+PROBE_EVAL_S = 1.0
 #: exit status of `ssmflow probe` for a program over its memory budget (not run)
 PROBE_TOO_BIG_EXIT = 3
 #: MB of the host's available memory the planner keeps free beside its probes
@@ -118,7 +121,7 @@ def _method_digest() -> str:
 
     return digest({"source": inspect.getsource(probe_program),
                    "constants": [PROBE_STEPS, PROBE_STEADY_S, PROBE_MAX_CHUNKS, PROBE_SLOW_STEP_S, PROBE_CHUNK_S,
-                                 PROBE_MAP_RUNS, PROBE_EVAL_ITEMS]})
+                                 PROBE_MAP_RUNS, PROBE_EVAL_ITEMS, PROBE_EVAL_S]})
 
 
 def probe_key(spec: dict, threads: int = 1) -> str:
@@ -243,7 +246,8 @@ def probe_program(probe, make_chunk, chunk_steps: int, carry, runs, batching: st
     two-step chunk is of the first runs only (`train.take_runs`), and the job's whole chunk
     is compiled for its compilation time and memory. A step of the ensemble slower than
     `PROBE_SLOW_STEP_S` is timed in those two-step chunks, and one steady chunk beyond the
-    first is enough (a big program's probe costs four steps of the timed runs). A faster
+    first is enough (a big program's probe costs four steps), two for the first runs of a
+    mapped ensemble (cheap: two runs). A faster
     one is timed in chunks of about `PROBE_CHUNK_S` of the whole ensemble (at least
     `probe.steps` steps, at most the job's `chunk_steps`), compiled next, whose compilation
     is the one reported (the job compiles one program).
@@ -269,7 +273,7 @@ def probe_program(probe, make_chunk, chunk_steps: int, carry, runs, batching: st
         whole = make_chunk(chunk_steps).lower(carry, runs).compile()
         whole_s = time.perf_counter() - t1
         extra = max(_outputs_mb(whole.compiled) - _outputs_mb(two.compiled) - _arguments_mb(two.compiled), 0.0)
-        return train.ProbeChunk(two, short, whole_s, program_mb(whole.compiled), (after, run_s), 2, k, extra,
+        return train.ProbeChunk(two, short, whole_s, program_mb(whole.compiled), (after, run_s), 3, k, extra,
                                 overhead_s=compile_s)
     again = _run_s(two, part_carry, part_runs)[1]  # again: a first run pays one-off costs
     step_s = again / short * n_runs / k
@@ -307,7 +311,7 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None 
             "backend": jax.default_backend(), "jax": jax.__version__}
     try:
         with train.probing(steps=steps, chunks=PROBE_MAX_CHUNKS, steady_s=PROBE_STEADY_S, mem_budget_mb=mem_budget_mb,
-                           program=probe_program, eval_items=PROBE_EVAL_ITEMS) as probe:
+                           program=probe_program, eval_items=PROBE_EVAL_ITEMS, eval_s=PROBE_EVAL_S) as probe:
             ds = job.train_shard(spec, data) if data is not None else job.train_shard(spec)
     except ProgramTooBig as err:
         return {**head, "too_big": {"needed_mb": err.needed_mb, "program_mb": err.program_mb,

@@ -75,7 +75,7 @@ class Probe:
     `compile_s` and `program_mb` (the compiled chunk's buffers, where the probe's `program`
     measured them) and `extra_mb` (memory the job's chunk holds beyond the timed one's);
     and one entry in `evals` per evaluation loop (`evaluated`): its `n` items and the
-    seconds of the first `eval_items` of them (`times`)."""
+    seconds of the first few of them (`times`)."""
 
     steps: int
     chunks: int
@@ -83,8 +83,9 @@ class Probe:
     calls: list[dict]
     mem_budget_mb: float | None = None
     program: Callable | None = None
-    eval_items: int = 3
+    eval_items: int = 5
     evals: list[dict] = field(default_factory=list)
+    eval_s: float = 1.0
 
 
 @dataclass
@@ -135,11 +136,12 @@ def fixed_probe_program(probe: Probe, make_chunk: Callable, chunk_steps: int, ca
 
 def evaluated(items) -> Iterator:
     """The items of a job's evaluation loop (snapshots, chunks of a test set, runs): every
-    one in a job; inside `probing`, only the first `eval_items`, each timed (the loop's body
-    must block on its results), so that the plan predicts the loop from them
-    (`Probe.evals`): the first item (compilation included) and the median of the others
-    for each item not run. The loop's items must cost alike; the outputs of the items not
-    run stay as the job initialised them."""
+    one in a job; inside `probing`, only the first few, each timed (the loop's body must
+    block on its results): the first (it compiles), then more until those add up to the
+    probe's `eval_s` seconds or `eval_items` items in all. The plan predicts the loop from
+    them (`Probe.evals`): the first item, and the median of the others for each item not
+    run. The loop's items must cost alike; the outputs of the items not run stay as the
+    job initialised them."""
     items = list(items)
     probe = _PROBES[-1] if _PROBES else None
     if probe is None:
@@ -147,10 +149,12 @@ def evaluated(items) -> Iterator:
         return
     times: list[float] = []
     try:
-        for item in items[: probe.eval_items]:
+        for item in items:
             t0 = time.perf_counter()
             yield item
             times.append(time.perf_counter() - t0)
+            if len(times) >= probe.eval_items or (len(times) >= 2 and sum(times[1:]) >= probe.eval_s):
+                break
     finally:
         probe.evals.append({"n": len(items), "times": times})
 
@@ -160,7 +164,7 @@ _PROBES: list[Probe] = []
 
 @contextlib.contextmanager
 def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0, mem_budget_mb: float | None = None,
-            program: Callable | None = None, eval_items: int = 3) -> Iterator[Probe]:
+            program: Callable | None = None, eval_items: int = 5, eval_s: float = 1.0) -> Iterator[Probe]:
     """Measure, not train: inside the block every `train_ensemble` call compiles its real
     per-step program (the same model, loss, optimizer, runs and batching) in short chunks
     (`program`, a probing method: by default `fixed_probe_program`, chunks of at most
@@ -169,13 +173,14 @@ def probing(steps: int = 10, chunks: int = 3, steady_s: float = 0.0, mem_budget_
     (the runs' later records NaN, as if not recorded), without checkpoints.
     `ssmflow.plan` predicts a job's time from it: compilation, then every chunk at the
     steady chunks' time per step. `mem_budget_mb` is for the method to honour. Evaluation
-    loops (`evaluated`) run their first `eval_items` items only.
+    loops (`evaluated`) run their first items only: at least two, at most `eval_items`,
+    until the items after the first add up to `eval_s` seconds.
     """
     if steps < 1 or chunks < 3 or eval_items < 2:
         raise ValueError(f"probing needs steps >= 1 (got {steps}), chunks >= 3 (got {chunks}) and eval_items >= 2 "
                          f"(got {eval_items}): the first chunk or item compiles, the others are timed.")
     probe = Probe(int(steps), int(chunks), float(steady_s), [], mem_budget_mb, program or fixed_probe_program,
-                  int(eval_items))
+                  int(eval_items), eval_s=float(eval_s))
     _PROBES.append(probe)
     try:
         yield probe
