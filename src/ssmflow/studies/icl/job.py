@@ -39,7 +39,7 @@ log = logging.getLogger("ssmflow.icl")
 
 SSM_FIELDS = ("lam", "log_step", "lam_re", "lam_im")  # optimizer group 1 (section 9)
 EVAL_BATCH = 1000  # eval tasks per vectorised batch (bounds memory for large d)
-EVAL_SNAPSHOTS = 16  # snapshots per evaluation call (a probe times a few calls: `train.evaluated`)
+EVAL_SNAPSHOTS = 4  # snapshots per evaluation call (a probe times a few calls: `train.evaluated`)
 
 
 def record_schedule(steps: int, every: int) -> np.ndarray:
