@@ -58,6 +58,19 @@ def test_chunk_limit_is_enforced():
     big = xr.Dataset({"x": (("a", "step"), np.zeros((3, 3_000_000)))})
     with pytest.raises(ValueError, match="16 MiB"):
         store.chunk_encoding(big, whole=("a", "step"))
+    # where a store is written, a chunk that would be too big is cut along its largest dim instead
+    assert store.chunk_encoding(big, whole=("a", "step"), split=True)["x"]["chunks"] == (3, 375_000)
+
+
+def test_a_variable_too_big_for_one_chunk_is_written_in_several(tmp_path):
+    x = np.arange(5 * 2 * 600_000, dtype=np.float64).reshape(5, 2, 600_000)  # 45.8 MiB whole
+    ds = xr.Dataset({"x": (("step", "seed", "col"), x), "small": (("seed",), np.ones(2))})
+    path = store.write_atomic(ds, tmp_path / "big.zarr", whole=("step", "seed", "col"))
+    back = xr.open_zarr(path)
+    chunks = back.x.encoding["chunks"]
+    assert np.prod(chunks) * 8 <= store.MAX_CHUNK_BYTES and chunks[:2] == (5, 2) and chunks[2] < 600_000
+    assert back.small.encoding["chunks"] == (2,)
+    np.testing.assert_array_equal(back.x.values, x)
 
 
 def test_open_store_refuses_a_store_that_lacks_a_chunk(tmp_path):

@@ -88,21 +88,27 @@ def labels_as_object(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(fix) if fix else ds
 
 
-def chunk_encoding(ds: xr.Dataset, whole: Sequence[str]) -> dict[str, dict]:
+def chunk_encoding(ds: xr.Dataset, whole: Sequence[str], split: bool = False) -> dict[str, dict]:
     """Chunks: the dims in `whole` (e.g. step, state, seed) in one chunk, others 1.
 
     Reading one run's trajectory then touches one small chunk, not the whole store.
-    Raises if a chunk would exceed MAX_CHUNK_BYTES.
+    A chunk over MAX_CHUNK_BYTES raises, or with `split` is cut along its largest dims
+    (halved until it fits; a paper-scale variable, e.g. icl's Lambda at d = 50, is stored
+    in a few chunks along `step` instead of failing the job after its training).
     """
     enc = {}
     for name, var in ds.variables.items():
         if var.ndim == 0:
             continue
-        chunks = tuple(var.sizes[d] if (d in whole or name in ds.dims) else 1 for d in var.dims)
-        nbytes = int(np.prod(chunks)) * (var.dtype.itemsize if var.dtype != object else 8)
-        if nbytes > MAX_CHUNK_BYTES:
+        chunks = [var.sizes[d] if (d in whole or name in ds.dims) else 1 for d in var.dims]
+        item = var.dtype.itemsize if var.dtype != object else 8
+        nbytes = int(np.prod(chunks)) * item
+        if nbytes > MAX_CHUNK_BYTES and not split:
             raise ValueError(f"chunk of {name!r} would be {nbytes / 2**20:.1f} MiB > 16 MiB; put fewer dims in `whole` ({whole}).")
-        enc[name] = {"chunks": chunks}
+        while int(np.prod(chunks)) * item > MAX_CHUNK_BYTES and max(chunks) > 1:
+            i = int(np.argmax(chunks))
+            chunks[i] = -(-chunks[i] // 2)
+        enc[name] = {"chunks": tuple(chunks)}
     return enc
 
 
@@ -163,7 +169,7 @@ def write_atomic(ds: xr.Dataset, path: str | os.PathLike, whole: Sequence[str] =
     try:
         with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec (yet): zarr says so
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
-            ds.to_zarr(tmp, mode="w", consolidated=True, write_empty_chunks=True, encoding=chunk_encoding(ds, whole))
+            ds.to_zarr(tmp, mode="w", consolidated=True, write_empty_chunks=True, encoding=chunk_encoding(ds, whole, split=True))
         if path.exists():
             old = path.with_name(path.name + TMP_MARK + "old" + uuid.uuid4().hex[:8])
             os.rename(path, old)

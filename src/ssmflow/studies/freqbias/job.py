@@ -33,6 +33,10 @@ from ssmflow.studies.freqbias import denoise, geometry, waves
 log = logging.getLogger("ssmflow.freqbias")
 
 
+#: input samples (sequences x length) per evaluation call of a waves shard
+EVAL_ELEMENTS = 2**22
+
+
 def record_schedule(steps: int, points: int) -> np.ndarray:
     """`points` recording steps spread evenly over 0..steps (0 and the end of training included)."""
     return np.unique(np.round(np.linspace(0, steps, points)).astype(np.int64))
@@ -93,7 +97,6 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
         "beta": jnp.asarray([b for _, b, _ in rows], real),
     }
     channels, n_state, batch = s["channels"], s["state_size"], s["batch"]
-    test_u = test_amp @ basis
 
     def init_fn(run):
         return waves.WavesModel(channels, n_state, run["alpha"], key=jax.random.wrap_key_data(run["model_key"]))
@@ -116,16 +119,48 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
     snaps = _snapshots(res, treedef.num_leaves)
 
     @eqx.filter_jit
-    def evaluate(leaves, beta):
+    def evaluate(leaves, beta, u, amp):
         model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
-        err = jnp.abs(predict(model, test_u, beta) - test_amp)
+        err = jnp.abs(predict(model, u, beta) - amp)
         lam = model.eigenvalues()
         return dict(test_mae=err.mean(0), test_mse=jnp.mean(err**2), lambda_re=lam.real, lambda_im=lam.imag,
                     c_re=model.c_re, c_im=model.c_im, d_skip=model.d)
 
+    # The test set in blocks of at most EVAL_ELEMENTS input samples (10,000 sequences of
+    # L = 8192 at once need 26 GB): sums of the errors per block, the last block padded with
+    # copies of its last sequence that the mask leaves out. One block (the default config)
+    # is `evaluate` as it is.
+    n_test = test_amp.shape[0]
+    per_block = min(n_test, max(1, EVAL_ELEMENTS // length))
+    starts = range(0, n_test, per_block)
+    test_u = test_amp @ basis if len(starts) == 1 else None  # (test, time): 2.5 GB in wavesfull
+
+    @eqx.filter_jit
+    def block_errors(leaves, beta, amp, mask):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        err = jnp.abs(predict(model, amp @ basis, beta) - amp) * mask[:, None]
+        return err.sum(0), jnp.sum(err**2)
+
+    @eqx.filter_jit
+    def parameters(leaves):
+        model = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+        lam = model.eigenvalues()
+        return dict(lambda_re=lam.real, lambda_im=lam.imag, c_re=model.c_re, c_im=model.c_im, d_skip=model.d)
+
+    def evaluate_all(leaves, beta):
+        if len(starts) == 1:
+            return evaluate(leaves, beta, test_u, test_amp)
+        abs_sum, sq_sum = 0.0, 0.0
+        for lo in starts:
+            pick = np.minimum(np.arange(lo, lo + per_block), n_test - 1)
+            mask = jnp.asarray(np.arange(lo, lo + per_block) < n_test, test_amp.dtype)
+            a, q = block_errors(leaves, beta, test_amp[pick], mask)
+            abs_sum, sq_sum = abs_sum + np.asarray(a, np.float64), sq_sum + float(q)
+        return dict(parameters(leaves), test_mae=abs_sum / n_test, test_mse=sq_sum / test_amp.size)
+
     out = {}  # name -> (run, record, ...), NaN where a probe did not evaluate (`train.evaluated`)
     for r, j in train.evaluated(itertools.product(range(len(rows)), range(len(rec)))):
-        for name, v in evaluate([leaf[r, j] for leaf in snaps], runs["beta"][r]).items():
+        for name, v in evaluate_all([leaf[r, j] for leaf in snaps], runs["beta"][r]).items():
             v = np.asarray(v)
             if name not in out:
                 out[name] = np.full((len(rows), len(rec), *v.shape), np.nan, v.dtype)
