@@ -40,6 +40,7 @@ BAD = {
                                ["s4d.experiments.delay.axes.disc[0]", "'euler'", "zoh", "bilinear"]),
     "odd kernel-limit N": (lambda c: c["s4d"]["kernel_limit"].update(N=[16, 33]), ["s4d.kernel_limit.N[1]", "33", "even"]),
     "lag out of range": (lambda c: c["s4d"]["experiments"]["delay"].update(lag=1.5), ["s4d.experiments.delay.lag", "1.5", "(0, 1)"]),
+    "unknown LegS B": (lambda c: c["s4d"]["model"].update(legs_b="halved"), ["s4d.model.legs_b", "'halved'", "paper", "official"]),
 }
 
 
@@ -51,6 +52,7 @@ def test_default_config_has_a_valid_s4d_study(default_config):
     spec = shards["delay"][0].spec
     assert spec["axes"]["init"] == ["legs", "inv", "lin", "real", "random"] and spec["common"]["seeds"] >= 3
     assert "kernel_limit" not in spec["common"]  # kernel-limit edits rerun no training
+    assert spec["common"]["model"]["legs_b"] == "paper"  # the grid states which LegS B it trains
 
 
 def test_paper_config_is_valid():

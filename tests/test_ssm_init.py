@@ -89,3 +89,51 @@ def test_errors_name_the_argument_value_and_allowed():
         init.s4d_lin_init(None, 1, 15)
     with pytest.raises(ValueError, match=r"`dt_min` \(=0.0\)"):
         init.init_log_step(jax.random.key(0), 4, 0.0, 0.1)
+
+
+def _official_legs_b(n: int, clip: float = 2.0) -> np.ndarray:
+    """The official code's LegS B (state-spaces/s4 `hippo.nplr`, spec D5), rebuilt from its steps:
+    the transition matrix T M T^-1 with its rank-one correction, `eigh` of -i (A + P P^T), the half
+    with negative imaginary part in ascending order, V* B unhalved, Im clipped to [-clip, clip]."""
+    q = np.arange(n, dtype=float)
+    col, row = np.meshgrid(q, q)
+    m = -(np.where(row >= col, 2 * q + 1, 0) - np.diag(q))
+    t = np.diag(np.sqrt(2 * q + 1))
+    a = t @ m @ np.linalg.inv(t)
+    p = np.sqrt(0.5 + q)
+    w, v = np.linalg.eigh(-1j * (a + np.outer(p, p)))
+    order = np.argsort(w)
+    v = v[:, order][:, : n // 2]
+    b = v.conj().T @ np.sqrt(2 * q + 1)
+    return b.real + 1j * np.clip(b.imag, -clip, clip)
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_official_legs_b_is_the_official_codes_unhalved_clipped_b(n):
+    """B of `legs_b="official"` equals the official construction mode by mode, up to the
+    conventions: our modes have Im(lambda) > 0 ascending where the official keeps Im < 0
+    ascending (so ours are its conjugates in reverse order), and an eigenvector's sign."""
+    ours = np.asarray(init.s4d_legs_init(None, 2, n, legs_b="official").b[1])
+    theirs = np.conj(_official_legs_b(n))[::-1]
+    err = np.minimum(np.abs(ours - theirs), np.abs(ours + theirs))
+    assert err.max() < 1e-10, err
+    assert np.abs(ours.imag).max() <= init.LEGS_B_CLIP
+    paper = np.asarray(init.s4d_legs_init(None, 1, n).b[0])
+    unclipped = np.abs(2 * paper.imag) <= init.LEGS_B_CLIP
+    np.testing.assert_allclose(ours[unclipped], 2 * paper[unclipped], rtol=1e-12)  # unhalved where not clipped
+    if n == 16:  # the magnitudes quoted from the official code in the issue that asked for this option
+        np.testing.assert_allclose(np.sort(np.abs(ours))[::-1][:4], [2.0, 2.0, 2.0, 1.61], atol=5e-3)
+    with pytest.raises(ValueError, match=r"`legs_b` \(='halved'\) must be one of \('paper', 'official'\)"):
+        init.diagonal_init("legs", None, 1, n, legs_b="halved")
+
+
+def test_rand_lognormal_draws_exp_of_a_standard_normal():
+    """The official code's `rand` (spec D7): Im(lambda) = exp(Z), Z ~ N(0, 1) per (channel, mode); Re = -1/2, B = 1."""
+    lam, b = init.diagonal_init("rand-lognormal", jax.random.key(3), 64, 64)
+    z = np.log(np.asarray(lam.imag)).ravel()  # 2048 draws
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    np.testing.assert_array_equal(lam.real, -0.5)
+    np.testing.assert_array_equal(b, 1.0)
+    again, _ = init.diagonal_init("rand-lognormal", jax.random.key(3), 64, 64)
+    np.testing.assert_array_equal(again, lam)
+    assert not np.array_equal(lam[0], lam[1])  # its own draw per channel

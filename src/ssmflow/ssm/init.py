@@ -8,9 +8,15 @@ and input weights B_n of each channel, as complex arrays of shape `(channel, mod
     S4D-Lin:   lambda_n = -1/2 + i pi n
     S4D-Real:  lambda_n = -(n+1)
     random:    lambda_n = -1/2 + i pi (N/2) U_n,  U_n ~ Uniform[0, 1] per (channel, mode)
+    rand-lognormal: lambda_n = -1/2 + i exp(Z_n),  Z_n ~ Normal(0, 1) per (channel, mode)
+               (the official code's `rand`, spec D7; outside the paper's grid)
 
-B = 1 except for LegS. Two knobs apply to every init: `imag_scale` (the alpha of the
-frequency-bias study) multiplies Im(lambda), `real_scale` multiplies Re(lambda).
+B = 1 except for LegS, whose B has two versions (`legs_b`, spec D5): `paper`, the halved
+projection (1/2) U* B_LegS of eq. 9 that the LegS kernel limit needs, and `official`, the
+official code's unhalved projection with Im(B) clipped to [-2, 2] (state-spaces/s4
+`dplr()`, `hippo.nplr(..., B_clip=2.0)`). Two knobs apply to every init: `imag_scale`
+(the alpha of the frequency-bias study) multiplies Im(lambda), `real_scale` multiplies
+Re(lambda).
 """
 
 from __future__ import annotations
@@ -84,16 +90,44 @@ def s4d_random_init(key: PRNGKeyArray, channels: int, state_size: int, *, imag_s
     return _assemble(-0.5 * jnp.ones_like(u), np.pi * (state_size / 2) * u, np.ones_like(n), channels, imag_scale, real_scale)
 
 
+def s4d_rand_lognormal_init(key: PRNGKeyArray, channels: int, state_size: int, *, imag_scale: float = 1.0,
+                            real_scale: float = 1.0) -> DiagonalInit:
+    """The official code's random init (`rand`, spec D7): lambda_n = -1/2 + i exp(Z_n), Z_n ~ N(0, 1)
+    i.i.d. per (channel, mode); B = 1."""
+    n = _modes(state_size)
+    z = jax.random.normal(key, (channels, n.size), dtype=jnp.result_type(float))
+    return _assemble(-0.5 * jnp.ones_like(z), jnp.exp(z), np.ones_like(n), channels, imag_scale, real_scale)
+
+
+#: the official code's clip of Im(B) for LegS (`hippo.nplr(..., B_clip=2.0)`)
+LEGS_B_CLIP = 2.0
+LEGS_B = ("paper", "official")
+
+
+def legs_input_weights(state_size: int, legs_b: str = "paper") -> np.ndarray:
+    """B of S4D-LegS on the kept modes (complex, `(mode,)`): `paper`, (1/2) U* B_LegS (eq. 9,
+    spec D5, what the LegS kernel limit needs); `official`, U* B_LegS unhalved with Im(B)
+    clipped to [-LEGS_B_CLIP, LEGS_B_CLIP], as the official code initializes it."""
+    if legs_b not in LEGS_B:
+        raise ValueError(f"`legs_b` (={legs_b!r}) must be one of {LEGS_B}.")
+    b = legs_normal_eig(state_size).b_proj
+    if legs_b == "paper":
+        return 0.5 * b
+    return b.real + 1j * np.clip(b.imag, -LEGS_B_CLIP, LEGS_B_CLIP)
+
+
 def s4d_legs_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
-                  real_scale: float = 1.0, b_scale: float = 0.5) -> DiagonalInit:
+                  real_scale: float = 1.0, b_scale: float = 0.5, legs_b: str = "paper") -> DiagonalInit:
     """S4D-LegS (eq. 9): the eigenvalues -1/2 + i mu (mu > 0) of the LegS normal part.
 
-    B = b_scale U* B_LegS on the kept modes; b_scale = 1/2 is what the LegS kernel limit
-    needs (spec D5, section 7); b_scale = 1 is its negative control.
+    B = b_scale U* B_LegS on the kept modes with `legs_b="paper"`; b_scale = 1/2 is what the
+    LegS kernel limit needs (spec D5, section 7); b_scale = 1 is its negative control.
+    `legs_b="official"`: the official code's B (`legs_input_weights`; b_scale unused).
     """
     del key
     eig = legs_normal_eig(state_size)
-    return _assemble(-0.5 * np.ones_like(eig.mu), eig.mu, b_scale * eig.b_proj, channels, imag_scale, real_scale)
+    b = b_scale * eig.b_proj if legs_b == "paper" else legs_input_weights(state_size, legs_b)
+    return _assemble(-0.5 * np.ones_like(eig.mu), eig.mu, b, channels, imag_scale, real_scale)
 
 
 INITS: dict[str, Callable[..., DiagonalInit]] = {
@@ -102,15 +136,20 @@ INITS: dict[str, Callable[..., DiagonalInit]] = {
     "lin": s4d_lin_init,
     "real": s4d_real_init,
     "random": s4d_random_init,
+    "rand-lognormal": s4d_rand_lognormal_init,
 }
 
 
 def diagonal_init(name: str, key: PRNGKeyArray, channels: int, state_size: int, *, imag_scale: float = 1.0,
-                  real_scale: float = 1.0) -> DiagonalInit:
-    """The init called `name` (one of `INITS`) for `channels` channels of state size N."""
+                  real_scale: float = 1.0, legs_b: str = "paper") -> DiagonalInit:
+    """The init called `name` (one of `INITS`) for `channels` channels of state size N;
+    `legs_b` chooses S4D-LegS's B (`legs_input_weights`; the other inits have B = 1)."""
     if name not in INITS:
         raise ValueError(f"`init` (={name!r}) is not an S4D initialization; expected one of {sorted(INITS)}.")
-    return INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale)
+    if legs_b not in LEGS_B:
+        raise ValueError(f"`legs_b` (={legs_b!r}) must be one of {LEGS_B}.")
+    extra = {"legs_b": legs_b} if name == "legs" else {}
+    return INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale, **extra)
 
 
 def init_log_step(key: PRNGKeyArray, channels: int, dt_min: float, dt_max: float) -> Float[Array, " channel"]:

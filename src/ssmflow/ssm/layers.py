@@ -57,17 +57,19 @@ class DiagonalSSM(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
-                 key: PRNGKeyArray):
+                 legs_b: str = "paper", key: PRNGKeyArray):
         """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
         `ssmflow.ssm.init.INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
         log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
-        of lambda; `key`: PRNG key (C, D, Delta and the random init)."""
+        of lambda; `legs_b`: S4D-LegS's B, "paper" or "official" (`ssm.init.legs_input_weights`);
+        `key`: PRNG key (C, D, Delta and the random init)."""
         if method not in METHODS:
             raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
         if not real_scale > 0:
             raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
         k_init, k_c, k_d, k_dt = jax.random.split(key, 4)
-        lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale)
+        lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale,
+                               legs_b=legs_b)
         self.log_re = jnp.log(-lam.real)
         self.im = lam.imag
         self.b_re, self.b_im = b.real, b.imag
@@ -104,10 +106,10 @@ class S4DLayer(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 key: PRNGKeyArray):
+                 legs_b: str = "paper", key: PRNGKeyArray):
         k_ssm, k_out = jax.random.split(key)
         self.ssm = DiagonalSSM(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                               imag_scale=imag_scale, key=k_ssm)
+                               imag_scale=imag_scale, legs_b=legs_b, key=k_ssm)
         self.out = eqx.nn.Linear(channels, 2 * channels, key=k_out)
         self.dropout = dropout
 
@@ -126,10 +128,10 @@ class S4DBlock(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 key: PRNGKeyArray):
+                 legs_b: str = "paper", key: PRNGKeyArray):
         self.norm = eqx.nn.LayerNorm(channels)
         self.layer = S4DLayer(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                              imag_scale=imag_scale, dropout=dropout, key=key)
+                              imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, key=key)
         self.dropout = dropout
 
     def __call__(self, u: Float[Array, "channel time"], *, key: PRNGKeyArray | None = None) -> Float[Array, "channel time"]:
@@ -152,10 +154,10 @@ class S4DModel(eqx.Module):
 
     def __init__(self, d_in: int, d_out: int, *, channels: int, state_size: int, depth: int, init: str = "legs",
                  method: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0,
-                 dropout: float = 0.0, pooling: str = "mean", key: PRNGKeyArray):
+                 dropout: float = 0.0, pooling: str = "mean", legs_b: str = "paper", key: PRNGKeyArray):
         """**Arguments:** `d_in`, `d_out`: input features and outputs; `channels`: H;
         `state_size`: N; `depth`: number of blocks; `init`, `method`, `dt_min`, `dt_max`,
-        `imag_scale`: as `DiagonalSSM`; `dropout`: rate; `pooling`: "mean", "last" or
+        `imag_scale`, `legs_b`: as `DiagonalSSM`; `dropout`: rate; `pooling`: "mean", "last" or
         "none"; `key`: PRNG key."""
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` (={pooling!r}) is not supported; expected one of {POOLINGS}.")
@@ -165,7 +167,7 @@ class S4DModel(eqx.Module):
         self.encoder = eqx.nn.Linear(d_in, channels, key=k_enc)
         self.blocks = tuple(
             S4DBlock(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                     imag_scale=imag_scale, dropout=dropout, key=k)
+                     imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, key=k)
             for k in k_blocks
         )
         self.decoder = eqx.nn.Linear(channels, d_out, key=k_dec)

@@ -25,7 +25,8 @@ from matplotlib.lines import Line2D
 from ssmflow import plots
 from ssmflow.study import FigureInputs
 
-INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "S4D-Real", "random": "random"}
+INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "S4D-Real", "random": "random",
+               "rand-lognormal": "random (official, lognormal)"}
 METRIC_LABELS = {"accuracy": "test accuracy", "r2": r"test $R^2$ (1 - MSE)"}
 DISC_STYLE = {"zoh": "-", "bilinear": "--"}
 

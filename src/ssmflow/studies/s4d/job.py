@@ -52,7 +52,7 @@ def build_model(task: Task, spec: dict, init: str, key) -> S4DModel:
     return S4DModel(
         task.d_in, task.d_out, channels=model["channels"], state_size=int(spec["axes"]["N"][0]), depth=model["depth"],
         init=init, method=spec["axes"]["disc"][0], dt_min=model["dt_min"], dt_max=model["dt_max"],
-        dropout=exp["dropout"], pooling=task.pooling, key=key,
+        dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"], key=key,
     )
 
 
