@@ -65,7 +65,7 @@ def test_random_is_band_matched_and_differs_per_channel():
     np.testing.assert_array_equal(lam.real, -0.5)
 
 
-@pytest.mark.parametrize("name", sorted(init.INITS))
+@pytest.mark.parametrize("name", sorted(init.ALL_INITS))
 def test_imag_and_real_scale_multiply_every_init(name):
     base = init.diagonal_init(name, jax.random.key(1), 2, 16)
     scaled = init.diagonal_init(name, jax.random.key(1), 2, 16, imag_scale=0.25, real_scale=3.0)

@@ -136,20 +136,22 @@ INITS: dict[str, Callable[..., DiagonalInit]] = {
     "lin": s4d_lin_init,
     "real": s4d_real_init,
     "random": s4d_random_init,
-    "rand-lognormal": s4d_rand_lognormal_init,
 }
+#: inits outside the paper's five (the studies' atlases and checks cover `INITS`): the official code's random init
+OFFICIAL_INITS: dict[str, Callable[..., DiagonalInit]] = {"rand-lognormal": s4d_rand_lognormal_init}
+ALL_INITS = {**INITS, **OFFICIAL_INITS}
 
 
 def diagonal_init(name: str, key: PRNGKeyArray, channels: int, state_size: int, *, imag_scale: float = 1.0,
                   real_scale: float = 1.0, legs_b: str = "paper") -> DiagonalInit:
-    """The init called `name` (one of `INITS`) for `channels` channels of state size N;
+    """The init called `name` (one of `ALL_INITS`) for `channels` channels of state size N;
     `legs_b` chooses S4D-LegS's B (`legs_input_weights`; the other inits have B = 1)."""
-    if name not in INITS:
-        raise ValueError(f"`init` (={name!r}) is not an S4D initialization; expected one of {sorted(INITS)}.")
+    if name not in ALL_INITS:
+        raise ValueError(f"`init` (={name!r}) is not an S4D initialization; expected one of {sorted(ALL_INITS)}.")
     if legs_b not in LEGS_B:
         raise ValueError(f"`legs_b` (={legs_b!r}) must be one of {LEGS_B}.")
     extra = {"legs_b": legs_b} if name == "legs" else {}
-    return INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale, **extra)
+    return ALL_INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale, **extra)
 
 
 def init_log_step(key: PRNGKeyArray, channels: int, dt_min: float, dt_max: float) -> Float[Array, " channel"]:

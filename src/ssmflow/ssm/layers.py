@@ -59,7 +59,7 @@ class DiagonalSSM(eqx.Module):
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
                  legs_b: str = "paper", key: PRNGKeyArray):
         """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
-        `ssmflow.ssm.init.INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
+        `ssmflow.ssm.init.ALL_INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
         log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
         of lambda; `legs_b`: S4D-LegS's B, "paper" or "official" (`ssm.init.legs_input_weights`);
         `key`: PRNG key (C, D, Delta and the random init)."""
