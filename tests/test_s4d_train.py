@@ -24,7 +24,7 @@ def smoke():
     """sdigits8 (L = 64), lin and legs, zoh, N = 16, H = 32, 2 layers, 300 steps, float32, 2 seeds."""
     spec = _spec(task="sdigits", image_size=8, steps=300, batch=32, record_points=4,
                  axes={"init": ["lin", "legs"], "disc": ["zoh"], "N": [16]})
-    spec["common"].update(seeds=2, precision="float32", model={"channels": 32, "depth": 2, "dt_min": 0.001, "dt_max": 0.1})
+    spec["common"].update(seeds=2, precision="float32", model={**spec["common"]["model"], "channels": 32, "depth": 2, "dt_min": 0.001, "dt_max": 0.1})
     with jax.enable_x64(False):
         return job.train_shard(spec)
 

@@ -156,7 +156,9 @@ def predict(probe: Mapping) -> dict:
     for call in probe["calls"]:
         steady = call["steady_s"]
         chunk_s = statistics.median(steady) if steady else call["first_s"]
-        step_s = chunk_s / call["probe_steps"] * call["n_runs"] / call.get("runs_timed", call["n_runs"])
+        step_s = chunk_s / call["probe_steps"]
+        if "runs_timed" in call:  # the first runs of a mapped ensemble: its step is theirs x runs / timed runs
+            step_s *= call["n_runs"] / call["runs_timed"]
         n_chunks = math.ceil(call["n_total"] / call["chunk_steps"]) if call["n_total"] else 0
         train_s += n_chunks * call["chunk_steps"] * step_s
         run_steps += n_chunks * call["chunk_steps"]
