@@ -210,15 +210,17 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _outputs_mb(compiled) -> float:
-    """MB of a compiled program's outputs not aliased to its arguments."""
-    stats = compiled.memory_analysis()
-    return 0.0 if stats is None else (stats.output_size_in_bytes - stats.alias_size_in_bytes) / 2**20
-
-
-def _arguments_mb(compiled) -> float:
-    stats = compiled.memory_analysis()
-    return 0.0 if stats is None else stats.argument_size_in_bytes / 2**20
+def _extra_mb(whole, part) -> float:
+    """MB a compiled program `whole` holds beyond `part`, which runs on copies of some of
+    its arguments while the whole arguments stay resident: its outputs (not aliased to its
+    arguments) less `part`'s outputs and argument copies; 0 where the backend gives no
+    memory analysis."""
+    w, p = whole.memory_analysis(), part.memory_analysis()
+    if w is None or p is None:
+        return 0.0
+    out_w = w.output_size_in_bytes - w.alias_size_in_bytes
+    out_p = p.output_size_in_bytes - p.alias_size_in_bytes
+    return max(out_w - out_p - p.argument_size_in_bytes, 0) / 2**20
 
 
 def _check_budget(probe, mb: float | None) -> None:
@@ -274,9 +276,8 @@ def probe_program(probe, make_chunk, chunk_steps: int, carry, runs, batching: st
         t1 = time.perf_counter()
         whole = make_chunk(chunk_steps).lower(carry, runs).compile()
         whole_s = time.perf_counter() - t1
-        extra = max(_outputs_mb(whole.compiled) - _outputs_mb(two.compiled) - _arguments_mb(two.compiled), 0.0)
-        return train.ProbeChunk(two, short, whole_s, program_mb(whole.compiled), (after, run_s), 3, k, extra,
-                                overhead_s=compile_s)
+        return train.ProbeChunk(two, short, whole_s, program_mb(whole.compiled), (after, run_s), 3, part_runs,
+                                _extra_mb(whole.compiled, two.compiled), overhead_s=compile_s)
     again = _run_s(two, part_carry, part_runs)[1]  # again: a first run pays one-off costs
     step_s = again / short * n_runs / k
     n = min(chunk_steps, max(probe.steps, math.ceil(PROBE_CHUNK_S / max(step_s, 1e-9))))

@@ -94,7 +94,7 @@ class ProbeChunk:
     the probe times and its `steps`; the job's chunk's `compile_s` and `program_mb` (MB of
     buffers, or None); `first`, `(carry, seconds)` of a chunk already run as the probe's
     first chunk, or None; `least`, the chunks the probe runs at least (the first included);
-    `runs_timed`, None when the chunk runs the whole ensemble, else the first runs it runs
+    `runs`, None when the chunk runs the whole ensemble, else the first runs it runs
     (`take_runs`; a `lax.map`ped ensemble's step time is linear in its runs); `extra_mb`,
     memory the job's chunk holds beyond the timed one's; `overhead_s`, seconds the method
     spent on what the job does not do (compiling and running chunks it only measured)."""
@@ -105,9 +105,14 @@ class ProbeChunk:
     program_mb: float | None = None
     first: tuple | None = None
     least: int = 3
-    runs_timed: int | None = None
+    runs: Mapping[str, Any] | None = None
     extra_mb: float = 0.0
     overhead_s: float = 0.0
+
+    @property
+    def runs_timed(self) -> int | None:
+        """How many runs the chunk runs, where it runs the first runs only."""
+        return None if self.runs is None else int(self.runs["key"].shape[0])
 
 
 def take_runs(tree, k: int):
@@ -663,8 +668,10 @@ def train_ensemble(
     if probe is not None:
         timed = probe.program(probe, make_chunk, own_chunk_steps, carry, runs, batching)
         chunk, chunk_steps, compile_s, least = timed.chunk, timed.steps, timed.compile_s, timed.least
-        if timed.runs_timed is not None:  # the probe times the first runs of the ensemble: the others stay as initialised
-            full_carry, carry, loop_runs = carry, take_runs(carry, timed.runs_timed), take_runs(runs, timed.runs_timed)
+        if timed.runs is not None:  # the probe times the first runs of the ensemble: the others stay as initialised
+            full_carry, loop_runs = carry, timed.runs
+            if timed.first is None:
+                carry = take_runs(carry, timed.runs_timed)
         if timed.first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
             carry, first_s, chunks_run, done = timed.first[0], compile_s + timed.first[1], 1, chunk_steps
     steady: list[float] = []
@@ -699,7 +706,7 @@ def train_ensemble(
                     int((np.asarray(carry["diverged_at"]) >= 0).sum()), n_runs,
                     chunk_steps / dt, now - t_start,
                 )
-    if timed is not None and timed.runs_timed is not None:
+    if timed is not None and timed.runs is not None:
         carry = put_runs(full_carry, carry)
     if checkpoint is not None and chunks_run > 0 and time.perf_counter() - t_start >= every_s:
         save("finished")  # a job killed before its results are stored need not train again

@@ -104,30 +104,30 @@ LEGS_B_CLIP = 2.0
 LEGS_B = ("paper", "official")
 
 
-def legs_input_weights(state_size: int, legs_b: str = "paper") -> np.ndarray:
-    """B of S4D-LegS on the kept modes (complex, `(mode,)`): `paper`, (1/2) U* B_LegS (eq. 9,
-    spec D5, what the LegS kernel limit needs); `official`, U* B_LegS unhalved with Im(B)
-    clipped to [-LEGS_B_CLIP, LEGS_B_CLIP], as the official code initializes it."""
+def _check_legs_b(legs_b: str) -> None:
     if legs_b not in LEGS_B:
         raise ValueError(f"`legs_b` (={legs_b!r}) must be one of {LEGS_B}.")
-    b = legs_normal_eig(state_size).b_proj
+
+
+def legs_input_weights(b_proj: np.ndarray, legs_b: str = "paper", b_scale: float = 0.5) -> np.ndarray:
+    """B of S4D-LegS on the kept modes from the projection U* B_LegS (`LegSEig.b_proj`):
+    `paper`, b_scale U* B_LegS (b_scale = 1/2 is eq. 9, spec D5, what the LegS kernel limit
+    needs; 1 its negative control); `official`, U* B_LegS unhalved with Im(B) clipped to
+    [-LEGS_B_CLIP, LEGS_B_CLIP], as the official code initializes it (b_scale unused)."""
+    _check_legs_b(legs_b)
     if legs_b == "paper":
-        return 0.5 * b
-    return b.real + 1j * np.clip(b.imag, -LEGS_B_CLIP, LEGS_B_CLIP)
+        return b_scale * b_proj
+    return b_proj.real + 1j * np.clip(b_proj.imag, -LEGS_B_CLIP, LEGS_B_CLIP)
 
 
 def s4d_legs_init(key: PRNGKeyArray | None, channels: int, state_size: int, *, imag_scale: float = 1.0,
                   real_scale: float = 1.0, b_scale: float = 0.5, legs_b: str = "paper") -> DiagonalInit:
-    """S4D-LegS (eq. 9): the eigenvalues -1/2 + i mu (mu > 0) of the LegS normal part.
-
-    B = b_scale U* B_LegS on the kept modes with `legs_b="paper"`; b_scale = 1/2 is what the
-    LegS kernel limit needs (spec D5, section 7); b_scale = 1 is its negative control.
-    `legs_b="official"`: the official code's B (`legs_input_weights`; b_scale unused).
-    """
+    """S4D-LegS (eq. 9): the eigenvalues -1/2 + i mu (mu > 0) of the LegS normal part and
+    the B that `legs_b` and `b_scale` choose (`legs_input_weights`)."""
     del key
     eig = legs_normal_eig(state_size)
-    b = b_scale * eig.b_proj if legs_b == "paper" else legs_input_weights(state_size, legs_b)
-    return _assemble(-0.5 * np.ones_like(eig.mu), eig.mu, b, channels, imag_scale, real_scale)
+    return _assemble(-0.5 * np.ones_like(eig.mu), eig.mu, legs_input_weights(eig.b_proj, legs_b, b_scale), channels,
+                     imag_scale, real_scale)
 
 
 INITS: dict[str, Callable[..., DiagonalInit]] = {
@@ -148,8 +148,7 @@ def diagonal_init(name: str, key: PRNGKeyArray, channels: int, state_size: int, 
     `legs_b` chooses S4D-LegS's B (`legs_input_weights`; the other inits have B = 1)."""
     if name not in ALL_INITS:
         raise ValueError(f"`init` (={name!r}) is not an S4D initialization; expected one of {sorted(ALL_INITS)}.")
-    if legs_b not in LEGS_B:
-        raise ValueError(f"`legs_b` (={legs_b!r}) must be one of {LEGS_B}.")
+    _check_legs_b(legs_b)  # for every init: a wrong value is an error even where it is not used
     extra = {"legs_b": legs_b} if name == "legs" else {}
     return ALL_INITS[name](key, channels, state_size, imag_scale=imag_scale, real_scale=real_scale, **extra)
 

@@ -132,8 +132,9 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
     # is `evaluate` as it is.
     n_test = test_amp.shape[0]
     per_block = min(n_test, max(1, EVAL_ELEMENTS // length))
-    starts = range(0, n_test, per_block)
-    test_u = test_amp @ basis if len(starts) == 1 else None  # (test, time): 2.5 GB in wavesfull
+    blocks = [(test_amp[np.minimum(np.arange(lo, lo + per_block), n_test - 1)],
+               jnp.asarray(np.arange(lo, lo + per_block) < n_test, test_amp.dtype)) for lo in range(0, n_test, per_block)]
+    test_u = test_amp @ basis if len(blocks) == 1 else None  # (test, time): 2.5 GB in wavesfull
 
     @eqx.filter_jit
     def block_errors(leaves, beta, amp, mask):
@@ -148,13 +149,11 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
         return dict(lambda_re=lam.real, lambda_im=lam.imag, c_re=model.c_re, c_im=model.c_im, d_skip=model.d)
 
     def evaluate_all(leaves, beta):
-        if len(starts) == 1:
+        if len(blocks) == 1:
             return evaluate(leaves, beta, test_u, test_amp)
         abs_sum, sq_sum = 0.0, 0.0
-        for lo in starts:
-            pick = np.minimum(np.arange(lo, lo + per_block), n_test - 1)
-            mask = jnp.asarray(np.arange(lo, lo + per_block) < n_test, test_amp.dtype)
-            a, q = block_errors(leaves, beta, test_amp[pick], mask)
+        for amp, mask in blocks:
+            a, q = block_errors(leaves, beta, amp, mask)
             abs_sum, sq_sum = abs_sum + np.asarray(a, np.float64), sq_sum + float(q)
         return dict(parameters(leaves), test_mae=abs_sum / n_test, test_mse=sq_sum / test_amp.size)
 
