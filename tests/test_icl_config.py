@@ -42,6 +42,12 @@ BAD = {
     "chunk not dividing steps": (lambda c: c["icl"].update(chunk_steps=150), ["icl.chunk_steps", "150", "divisor of icl.steps (=200)"]),
     "unknown optimizer key": (lambda c: c["icl"]["optimizer"].update(momentum=0.9), ["icl.optimizer", "momentum", "allowed"]),
     "icl enabled without a section": (lambda c: c.pop("icl"), ["missing key(s) ['icl']", "studies"]),
+    "ood factor not positive": (lambda c: c["icl"]["experiments"]["E1"].update(ood={"input": [0.5, 0.0]}),
+                                ["icl.experiments.E1.ood.input[1]", "0.0", "(0, 100]"]),
+    "unknown ood shift": (lambda c: c["icl"]["experiments"]["E1"].update(ood={"scale": [1.0]}),
+                          ["icl.experiments.E1.ood", "['scale']", "['input', 'weight']"]),
+    "ood on baselines": (lambda c: c["icl"]["experiments"]["E5"].update(ood={"input": [1.0]}),
+                         ["icl.experiments.E5", "['ood']", "'baselines'"]),
 }
 
 
@@ -57,13 +63,14 @@ def test_small_icl_config_is_valid_and_expands():
 def test_default_and_paper_configs_are_valid(default_config):
     cfg = cfgmod.validate(default_config)
     exps = cfg["icl"]["experiments"]
-    assert {"E1", "E4", "E5", "E7"} <= set(exps)
-    assert icl.figure_inputs(exps)["F1_E1"] == ["E1"] and "F5_E1" not in icl.figure_inputs(exps)
+    assert {"E1", "E2", "E3", "E4", "E5", "E6", "E7"} <= set(exps) and "ood" in exps["E1"]
+    figs = icl.figure_inputs(exps)
+    assert figs["F1_E1"] == ["E1"] and "F5_E1" not in figs and {"F5_E2", "F5_E3", "F8_E1"} <= set(figs)
     from conftest import ROOT
 
     paper = cfgmod.load(ROOT / "config" / "paper.yaml")
     assert len(grid.shard_table(paper, "icl")) == 34
-    assert "F5_E2" in icl.figure_inputs(paper["icl"]["experiments"])
+    assert {"F5_E2", "F5_E3", "F8_E1"} <= set(icl.figure_inputs(paper["icl"]["experiments"]))
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

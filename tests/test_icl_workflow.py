@@ -61,6 +61,46 @@ def test_baselines(default_icl):
     assert lsa.loss_ratio.between(0.95, 1.05).all() and (lsa.model_cos >= 0.99).all()
 
 
+def test_sweeps_over_context_length_and_dimension_reach_one_step_gd(default_icl):
+    """T14 (E2, E3): at every grid point the seed-median final loss is in [0.95, 1.10] x the GD loss."""
+    for exp, dim in (("E2", "n_context"), ("E3", "d")):
+        m = metrics(default_icl, exp)
+        assert m[dim].nunique() >= 2 and len(m) == 3 * m[dim].nunique(), (exp, len(m))
+        med = m.groupby(["d", "n_context"]).loss_ratio.median()
+        assert med.between(0.95, 1.10).all(), (exp, med.to_dict())
+
+
+def test_scalar_y_gdssm_matches_one_step_gd(default_icl):
+    """T18 (E6, scalar-y): T11 holds, every seed within 5 % of the 1-step GD loss."""
+    m = metrics(default_icl, "E6")
+    assert len(m) == 3 and m.loss_ratio.between(0.95, 1.05).all(), m.loss_ratio.tolist()
+
+
+def test_trained_models_out_of_distribution(default_icl):
+    """E8 / T20 from E1's saved models (no retraining): trained / GD loss at the training eta*
+    in [0.85, 1.15] for input scales in [0.5, 1.2]; at the training distribution the saved
+    models reproduce the trained loss; re-tuned GD is never worse than GD at the training eta,
+    and its step matches the closed form (9) at the shifted input range."""
+    from ssmflow import models
+    from ssmflow.studies.icl import gd
+
+    res = default_icl / "results/icl/E1"
+    idx = models.index(res / "models")
+    assert len(idx["runs"]) == 3 and all((res / "models" / r["file"]).is_file() for r in idx["runs"])
+    ood = store.open_store(res / "ood.zarr").load().squeeze(["d", "n_context", "blocks"])
+    ratio = ood.loss / ood.gd_loss
+    near = ratio.sel(shift="input").sel(scale=slice(0.5, 1.2)).dropna("scale")
+    assert near.sizes["scale"] >= 3 and float(near.min()) >= 0.85 and float(near.max()) <= 1.15, near.values
+    # scale 1 is the training distribution (fresh tasks): the saved model's loss is the trained one
+    final = metrics(default_icl, "E1").set_index("seed").final_loss
+    at_one = ood.loss.sel(shift="input", scale=1.0).to_series()
+    assert np.allclose(at_one.values, final.loc[at_one.index].values, rtol=0.15), (at_one.tolist(), final.tolist())
+    assert (ood.gd_loss_retuned <= ood.gd_loss * (1 + 1e-12)).where(ood.gd_loss.notnull(), True).all()
+    for scale in ood.scale.sel(scale=ood.gd_loss.sel(shift="input").dropna("scale").scale).values:
+        closed = gd.eta_star_one_step(10, 10, float(scale))
+        assert abs(float(ood.eta_retuned.sel(shift="input", scale=scale)) / closed - 1) < 0.1, (scale, closed)
+
+
 def test_sine_model_uses_the_context(default_icl):
     """T19 (E7): final loss <= 0.5 x the best context-free (prior-mean) loss, every seed."""
     m = metrics(default_icl, "E7")
@@ -102,10 +142,16 @@ def test_reruns_are_exact_to_the_stage(default_icl):
         "src/ssmflow/plots.py": {"icl_figure"},
         "figures.py": {"icl_figure"},
         "evaluate.py": {"icl_evaluate"},  # no icl figure reads the metrics
-        "reference.py": {"icl_theory", "icl_evaluate", "icl_figure"},
+        "reference.py": {"icl_theory", "icl_evaluate", "icl_ood", "icl_figure"},
         "workflow/report/icl_figure.rst": set(),
         "config/README.md": set(),
     })
+    assert study_jobs(scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/ood.py"), "icl") == {"icl_ood": 1, "icl_figure": 1}
+    cfg = (default_icl / "config/config.yaml").read_text()
+    assert "ood: {input: [0.5," in cfg
+    # the E8 block is the ood stage's settings: editing it re-evaluates, never retrains
+    edited = cfg.replace("ood: {input: [0.5,", "ood: {input: [0.6,")
+    assert study_jobs(scheduled_after_edit(default_icl, "config/config.yaml", edited), "icl") == {"icl_ood": 1, "icl_figure": 1}
     assert study_jobs(scheduled_after_edit(default_icl, "src/ssmflow/ssm/transfer.py"), "icl") == {}  # icl never imports it
     jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/model.py")  # training code retrains
-    assert jobs["icl_train"] == 5, jobs
+    assert jobs["icl_train"] == 10, jobs

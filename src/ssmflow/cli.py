@@ -292,7 +292,14 @@ def cmd_gather(a) -> int:
     from ssmflow import store
 
     whole, pad = grid.layout(a.study)
-    ds = store.gather(a.shards, pad_dims=pad)
+    parts = [store.open_store(p).load() for p in a.shards]
+    if a.models:
+        from ssmflow import models
+
+        exp = {str(p.attrs.get("experiment", "")) for p in parts}
+        models.export(parts, a.models, a.study, ",".join(sorted(exp)))
+        log.info("wrote the models of %d shards to %s", len(parts), a.models)
+    ds = store.gather(a.shards, pad_dims=pad, parts=parts)
     store.write_atomic(ds, a.out, whole=whole)
     log.info("gathered %d shards into %s: %s", len(a.shards), a.out, dict(ds.sizes))
     return 0
@@ -312,10 +319,12 @@ def cmd_stage(a) -> int:
     given = _named_paths(a.input)
     if sorted(given) != sorted(stage.reads):
         raise SystemExit(f"stage {decl.name}/{stage.name} reads {list(stage.reads)}; got --input {sorted(given)}")
-    inputs = [store.open_store(given[name]).load() for name in stage.reads]
+    inputs = [Path(given[name]) if name == study_contract.MODELS else store.open_store(given[name]).load()
+              for name in stage.reads]
     if stage.precision_from_input:
         _setup(inputs[0].attrs.get("precision"))
-    ds = getattr(decl.module(stage.module), stage.function)(*inputs)
+    kwargs = {"settings": _json_arg(a.settings)} if stage.settings else {}
+    ds = getattr(decl.module(stage.module), stage.function)(*inputs, **kwargs)
     store.write_atomic(ds, a.out, whole=decl.whole_dims if not stage.csv else ("seed",))
     if stage.csv:
         if not a.out_csv:
@@ -499,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("gather", help="combine shard stores into one")
     s.add_argument("--study", required=True, help="the study, whose layout (whole and padded dims) the store takes")
     s.add_argument("--out", required=True)
+    s.add_argument("--models", help="also write the runs' trained models to this folder (ssmflow.models)")
     s.add_argument("shards", nargs="+")
     s.set_defaults(fn=cmd_gather)
 
@@ -508,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", action="append", metavar="PRODUCT=PATH", help="a store the stage reads (repeat)")
     s.add_argument("--out", required=True)
     s.add_argument("--out-csv", help="the flat table, for stages that write one (metrics)")
+    s.add_argument("--settings", help="the experiment's settings of a stage that has them (Stage.settings), JSON")
     _jax_options(s)
     s.set_defaults(fn=cmd_stage)
 

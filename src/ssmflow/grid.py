@@ -127,7 +127,7 @@ def expand(config: dict, study: str) -> dict[str, list[Shard]]:
     for exp, ecfg in config[study]["experiments"].items():
         axes = ecfg["axes"]
         shard_axes = [a for a in decl.shard_axes if a in axes]
-        settings = {k: v for k, v in ecfg.items() if k != "axes"}
+        settings = experiment_settings(ecfg, decl)
         shards = []
         for combo in itertools.product(*(axes[a] for a in shard_axes)):
             fixed = dict(zip(shard_axes, combo, strict=True))
@@ -172,9 +172,21 @@ def experiment_spec(config: dict, study: str, experiment: str) -> dict[str, Any]
         "study": study,
         "experiment": experiment,
         "axes": ecfg["axes"],
-        "settings": {k: v for k, v in ecfg.items() if k != "axes"},
+        "settings": experiment_settings(ecfg, study_contract.get(study)),
         "common": common_settings(config, study),
     }
+
+
+def experiment_settings(ecfg: dict, decl: study_contract.Study) -> dict[str, Any]:
+    """An experiment's settings as its training and data jobs see them: every key but its
+    axes and those only stages read (`Stage.settings`)."""
+    skip = {"axes", *decl.stage_keys}
+    return {k: v for k, v in ecfg.items() if k not in skip}
+
+
+def stage_settings(config: dict, study: str, experiment: str, stage: study_contract.Stage) -> Any:
+    """The experiment config value a stage reads (`Stage.settings`), or None."""
+    return config[study]["experiments"][experiment].get(stage.settings) if stage.settings else None
 
 
 def shard_table(config: dict, study: str) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ import ssmflow
 from ssmflow.freshness import JOB_SPEC_ATTR
 
 MAX_CHUNK_BYTES = 16 * 2**20
+#: a run's serialised model (`ssmflow.models.MODEL_DIM`) is always one chunk
+MODEL_DIM = "model_byte"
 TMP_MARK = ".tmp-"
 
 
@@ -100,7 +102,7 @@ def chunk_encoding(ds: xr.Dataset, whole: Sequence[str], split: bool = False) ->
     for name, var in ds.variables.items():
         if var.ndim == 0:
             continue
-        chunks = [var.sizes[d] if (d in whole or name in ds.dims) else 1 for d in var.dims]
+        chunks = [var.sizes[d] if (d in whole or d == MODEL_DIM or name in ds.dims) else 1 for d in var.dims]
         item = var.dtype.itemsize if var.dtype != object else 8
         nbytes = int(np.prod(chunks)) * item
         if nbytes > MAX_CHUNK_BYTES and not split:
@@ -237,19 +239,23 @@ def open_store(path: str | os.PathLike, **kw) -> xr.Dataset:
     return ds
 
 
-def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = ()) -> xr.Dataset:
+def gather(paths: Iterable[str | os.PathLike], pad_dims: Sequence[str] = (), parts: Sequence[xr.Dataset] | None = None) -> xr.Dataset:
     """Combine shard stores (each with length-1 coords on its shard dims) into one Dataset.
 
     Ragged dims in `pad_dims` (e.g. 'state') are NaN-padded to the largest shard, with
     integer coords 0..n-1. Attrs common to all shards are kept; the gathered store's
     `config_digest` is a digest of the shards' own digests (listed in `shard_digests`),
     `job_specs` lists the job spec (the config) each shard ran; shards whose `source_digest`
-    differs are listed in `shard_source_digests`.
+    differs are listed in `shard_source_digests`. `parts`: the shard stores at `paths`, already
+    loaded. The runs' serialised models (`ssmflow.models.MODEL_VAR`) stay in the shards: the
+    gather job writes them as files (`models.export`).
     """
     from ssmflow.config import digest
+    from ssmflow.models import MODEL_VAR
 
     paths = [Path(p) for p in paths]
-    parts = [open_store(p).load() for p in paths]
+    parts = [open_store(p).load() for p in paths] if parts is None else list(parts)
+    parts = [p.drop_vars(MODEL_VAR, errors="ignore") for p in parts]
     for dim in pad_dims:
         size = max((p.sizes.get(dim, 0) for p in parts), default=0)
         parts = [p.reindex({dim: np.arange(size)}) if dim in p.dims else p for p in parts]

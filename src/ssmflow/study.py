@@ -62,6 +62,13 @@ class Stage:
     - `writes`: the product it writes, `results/<study>/<exp>/<writes>.zarr`.
     - `csv`: also write the product as a flat table `<writes>.csv` (metrics).
     - `precision_from_input`: set JAX's precision from the first store's `precision` attr.
+    - `settings`: a key of the experiment's config that configures this stage. The stage
+      then runs only for experiments that set it, its function gets the key's value as the
+      keyword `settings`, and the key is left out of the training and data specs (editing it
+      reruns this stage and what reads its product, never training).
+
+    `reads` may name `models`, the experiment's trained models (`ssmflow.models`; the stage's
+    function gets the folder's path, not a store).
     """
 
     name: str
@@ -71,6 +78,20 @@ class Stage:
     writes: str
     csv: bool = False
     precision_from_input: bool = False
+    settings: str | None = None
+
+    def applies(self, experiment: dict) -> bool:
+        """Whether the stage runs for an experiment (its config section)."""
+        return self.settings is None or self.settings in experiment
+
+
+#: the product name of an experiment's trained models (a folder, not a store: `ssmflow.models`)
+MODELS = "models"
+
+
+def product_file(product: str) -> str:
+    """The file name of an experiment's product under results/<study>/<exp>/."""
+    return MODELS if product == MODELS else f"{product}.zarr"
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,9 @@ class Study:
     #: shard axes whose values change a code path but neither the shapes nor the cost of a
     #: training job: shards differing only in them share one probe of `ssmflow plan`
     probe_shared: tuple[str, ...] = ()
+    #: function of the train module: shard spec -> a pytree shaped like one run's trained
+    #: model (`ssmflow.models.load` fills it); None: the study keeps no model files
+    model_template: str | None = None
 
     def module(self, part: str):
         """Import `<package>.<part>` (a stage's module)."""
@@ -138,6 +162,11 @@ class Study:
     def not_training(self) -> tuple[str, ...]:
         """Config sections a training job does not read (those of the study stores)."""
         return tuple(s.config_key for s in self.study_stores)
+
+    @property
+    def stage_keys(self) -> tuple[str, ...]:
+        """Experiment config keys that only stages read (`Stage.settings`)."""
+        return tuple(s.settings for s in self.stages if s.settings)
 
     @property
     def training_parts(self) -> tuple[str, ...]:
@@ -254,6 +283,6 @@ def experiment_inputs(study: str, experiment: str, products: tuple[str, ...]) ->
     """
     out = {}
     for p in products:
-        name = f"{p.removesuffix('_csv')}.csv" if p.endswith("_csv") else f"{p}.zarr"
+        name = f"{p.removesuffix('_csv')}.csv" if p.endswith("_csv") else product_file(p)
         out[f"{p}/{experiment}"] = f"{experiment}/{name}"
     return out

@@ -2,6 +2,7 @@
 # grids, and the input/params functions the generic rules (study.smk) use. Nothing here
 # names a study: each study declares itself once (ssmflow.study, studies/<study>/__init__.py).
 import json
+import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -156,19 +157,37 @@ def stage_inputs(study, stage):
     """input function: the stores of the experiment in the wildcards that `stage` reads."""
 
     def inputs(wildcards):
-        return {name: f"results/{study}/{wildcards.exp}/{name}.zarr" for name in stage.reads}
+        return {name: f"results/{study}/{wildcards.exp}/{ssm_study.product_file(name)}" for name in stage.reads}
 
     return inputs
 
 
-def stage_args(stage):
-    """params function: the stage command's `--input PRODUCT=PATH ... --out ... [--out-csv ...]`."""
+def stage_args(study, stage):
+    """params function: the stage command's `--input PRODUCT=PATH ... --out ... [--out-csv ...]
+    [--settings JSON]` (the experiment's `Stage.settings` value: a change reruns the stage)."""
 
     def args(wildcards, input, output):
         out = [f"--input {name}={input[name]}" for name in stage.reads] + [f"--out {output.zarr}"]
-        return " ".join(out + ([f"--out-csv {output.csv}"] if stage.csv else []))
+        out += [f"--out-csv {output.csv}"] if stage.csv else []
+        if stage.settings:
+            value = ssm_grid.stage_settings(VALID, study, wildcards.exp, stage)
+            out.append("--settings " + shlex.quote(json.dumps(value, sort_keys=True)))
+        return " ".join(out)
 
     return args
+
+
+def gather_outputs(study):
+    """The gather job's outputs: the trajectories, and the models folder where the study keeps models."""
+    out = {"zarr": directory(f"results/{study}/{{exp}}/trajectories.zarr")}
+    if STUDIES[study].model_template:
+        out["models"] = directory(f"results/{study}/{{exp}}/{ssm_study.MODELS}")
+    return out
+
+
+def gather_args(wildcards, output):
+    """params function: the gather command's `--models FOLDER` where it writes models."""
+    return f"--models {output.models}" if "models" in output.keys() else ""
 
 
 def figure_inputs(study):
@@ -218,6 +237,8 @@ def stage_outputs(study, exp):
     """Every product of one experiment after gather: each stage's store (and table)."""
     out = []
     for stage in STUDIES[study].stages:
+        if not stage.applies(VALID[study]["experiments"][exp]):
+            continue
         out.append(f"results/{study}/{exp}/{stage.writes}.zarr")
         if stage.csv:
             out.append(f"results/{study}/{exp}/{stage.writes}.csv")

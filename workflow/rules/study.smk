@@ -78,7 +78,8 @@ for _decl in STUDIES.values():
             " --checkpoint results/.checkpoints/{params.study}/{wildcards.exp}/{wildcards.shard}.ckpt"
             " --checkpoint-every {resources.checkpoint_every_s} > {log} 2>&1"
 
-    # Combine the shards of one experiment into a labelled Dataset (ragged dims NaN-padded).
+    # Combine the shards of one experiment into a labelled Dataset (ragged dims NaN-padded),
+    # and write its runs' trained models as files (ssmflow.models).
     rule:
         name:
             f"{_s}_gather"
@@ -86,14 +87,15 @@ for _decl in STUDIES.values():
             shards=shard_stores(_s),
             code=code(_s),
         output:
-            directory(f"results/{_s}/{{exp}}/trajectories.zarr"),
+            **gather_outputs(_s),
         params:
             study=_s,
+            models=gather_args,
         log:
             f"results/logs/{_s}/{{exp}}/gather.log",
         localrule: True
         shell:
-            "ssmflow gather --study {params.study} --out {output} {input.shards} > {log} 2>&1"
+            "ssmflow gather --study {params.study} --out {output.zarr} {params.models} {input.shards} > {log} 2>&1"
 
     # The study's stages after gather, each reading stores of its experiment.
     for _stage in _decl.stages:
@@ -112,7 +114,7 @@ for _decl in STUDIES.values():
             params:
                 study=_s,
                 stage=_stage.name,
-                args=stage_args(_stage),
+                args=stage_args(_s, _stage),
                 cache=VALID["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",

@@ -85,6 +85,7 @@ STUDY = Study(
     ),
     figures=figures,
     check_config=check_config,
+    model_template="model_template",  # job.model_template: trained models are kept (ssmflow.models)
     data="data",
     data_keys=data_keys,  # the teacher sequences of every (rho, conv, seed), results/dynamics/<exp>/data.zarr
 )

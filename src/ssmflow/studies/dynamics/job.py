@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ssmflow import store, train
+from ssmflow import models, store, train
 from ssmflow.config import digest
 from ssmflow.studies.dynamics import CATEGORICAL
 from ssmflow.studies.dynamics import runs as rn
@@ -30,7 +30,7 @@ from ssmflow.studies.dynamics.stats import empirical_stats
 
 log = logging.getLogger("ssmflow.dynamics")
 
-__all__ = ["DATA_COORDS", "make_data", "model_step_fn", "nominal_times", "prepare", "to_dataset", "train_shard"]
+__all__ = ["DATA_COORDS", "make_data", "model_step_fn", "model_template", "nominal_times", "prepare", "to_dataset", "train_shard"]
 
 
 def nominal_times(spec: dict) -> np.ndarray:
@@ -148,6 +148,15 @@ def train_shard(spec: dict, data: xr.Dataset | None = None, *, chunk_steps: int 
     return ds
 
 
+def model_template(spec: dict) -> LinearSSM:
+    """A model shaped like one run's trained model of the shard `spec` (its first run's
+    initial values): what `ssmflow.models.load` fills with a saved run."""
+    table, host = prepare(spec)
+    conv = table.coords["conv"][0]
+    return LinearSSM(a=jnp.asarray(host["poles"][0]), b=jnp.asarray(host["b0"][0]), c=jnp.asarray(host["c0"][0]), conv=conv,
+                     train_a=spec["settings"]["kind"] == "trained_a")
+
+
 def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_star, wall) -> xr.Dataset:
     """Reshape flat per-run results into the labelled store layout."""
     dims, shape = table.dims, table.shape
@@ -184,6 +193,7 @@ def to_dataset(spec, table, host, times, steps, res, sigma_n, eta_nm, syy, p_sta
         "t_90": rs(ev(ninety) * lam),
         "diverged_at": rs(res.diverged_at),
         "diverged": rs(res.diverged_at >= 0),
+        models.MODEL_VAR: rs(models.run_bytes(res.final_params), models.MODEL_DIM),  # each run's trained model
     }
     for name in ("w_b", "w_c"):
         if name in res.records:

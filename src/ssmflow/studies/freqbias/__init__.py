@@ -120,5 +120,6 @@ STUDY = Study(
     ),
     figures=figures,
     check_config=check_config,
+    model_template="model_template",  # job.model_template: trained models are kept (ssmflow.models)
     data="data",  # data.data_dataset: results/<study>/<exp>/data.zarr, read by training
 )

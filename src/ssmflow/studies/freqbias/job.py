@@ -24,7 +24,7 @@ import numpy as np
 import optax
 import xarray as xr
 
-from ssmflow import store, train
+from ssmflow import models, store, train
 from ssmflow.config import digest
 from ssmflow.ssm.sobolev import preset_kappa
 from ssmflow.studies.freqbias import data as fb_data
@@ -188,6 +188,9 @@ def train_waves(spec: dict, data: xr.Dataset) -> xr.Dataset:
         "enc_w": on_grid(final.enc_w, "channel"),
         "enc_b": on_grid(final.enc_b, "channel"),
         "dec_w": on_grid(final.dec_w, "wave", "channel"),
+        models.MODEL_VAR: (("variant", "filter", "alpha", "beta", "seed", models.MODEL_DIM),
+                           models.placed(models.run_bytes(res.final_params), [(0, 0, *index[(float(a), float(b), seed)]) for a, b, seed in rows],
+                                         grid_shape)),
     }
     for name in ("lambda_re", "lambda_im", "c_re", "c_im"):
         variables[name] = on_grid(out[name], "step", "channel", "mode")
@@ -331,6 +334,9 @@ def train_denoise(spec: dict, data: xr.Dataset) -> xr.Dataset:
         "noisy": (("noise", "example", "row", "col"),
                   np.stack([(clean[examples] + noises[n][examples]).reshape(len(examples), *shape_img) for n in geometry.NOISES])),
         "output": (("alpha", "beta", "noise", "example", "row", "col"), output),
+        models.MODEL_VAR: (("alpha", "beta", "seed", models.MODEL_DIM),
+                           models.placed(models.run_bytes(res.final_params), [(presets.index(a), betas.index(b), seed) for a, b, seed in rows],
+                                         grid_shape)),
     }
     ds = xr.Dataset(
         variables,
@@ -351,6 +357,18 @@ def train_denoise(spec: dict, data: xr.Dataset) -> xr.Dataset:
         steps_per_second=float(res.steps_per_second), n_steps=int(res.n_steps), wall_seconds=float(time.perf_counter() - t0),
     )
     return ds
+
+
+def model_template(spec: dict):
+    """A pytree shaped like one run's trained model of the shard `spec` (arrays as
+    `jax.ShapeDtypeStruct`s): what `ssmflow.models.load` fills with a saved run."""
+    s, real = spec["settings"], jnp.result_type(float)
+    alpha, key = jnp.ones((), real), jax.random.key(0)  # alpha sets values only, not shapes
+    if s["kind"] == "waves":
+        arrays, static = train.model_skeleton(lambda k: waves.WavesModel(s["channels"], s["state_size"], alpha, key=k), key)
+    else:
+        arrays, static = train.model_skeleton(lambda k: denoise.DenoiseModel(s["state_size"], alpha, key=k), key)
+    return eqx.combine(arrays, static)
 
 
 def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:

@@ -4,7 +4,8 @@ This module is light (no JAX import): it names the grid axes, holds the checks o
 config's icl section that combine several keys (every allowed value is in `schema.yaml`),
 and maps figures to the experiments they read.
 
-Experiment kinds: `gdssm` (GD-SSM with K blocks on linear tasks: spec E1-E4, E6),
+Experiment kinds: `gdssm` (GD-SSM with K blocks on linear tasks: spec E1-E4, E6; with an
+`ood` block, its trained models are also evaluated under distribution shift: E8),
 `baselines` (LSA, LTI SSM and the GD-SSM ablations: E5) and `sine` (the non-linear
 extension: E7).
 """
@@ -61,14 +62,20 @@ def check_config(cfg: dict) -> list[str]:
 #: figure -> the experiments it is drawn for: F1-F4 every gdssm experiment (F3 only at a
 #: single (d, N)), F5 gdssm sweeps over d or N, F6 baselines, F7 sine. One PNG per
 #: (figure, experiment), named `<figure>_<experiment>`.
-FIGURES = {"F1": "gdssm", "F2": "gdssm", "F3": "point", "F4": "gdssm", "F5": "sweep", "F6": "baselines", "F7": "sine"}
+FIGURES = {"F1": "gdssm", "F2": "gdssm", "F3": "point", "F4": "gdssm", "F5": "sweep", "F6": "baselines", "F7": "sine",
+           "F8": "ood"}
+#: the stores each figure reads besides the experiment's trajectories and theory
+FIGURE_EXTRA = {"F8": ("ood",)}
 
 
 def draws(figure: str, exp: dict) -> bool:
-    """Whether `figure` is drawn for an experiment config (its `kind` and `axes`)."""
+    """Whether `figure` is drawn for an experiment config (its `kind` and `axes`; F8 where the
+    experiment configures the `ood` stage, E8)."""
     what, kind, axes = FIGURES[figure], exp["kind"], exp["axes"]
     if what in ("gdssm", "baselines", "sine"):
         return kind == what
+    if what == "ood":
+        return kind == "gdssm" and "ood" in exp
     sweep = len(axes.get("d", [])) > 1 or len(axes.get("n_context", [])) > 1
     return kind == "gdssm" and (sweep if what == "sweep" else not sweep)
 
@@ -81,7 +88,8 @@ def figure_inputs(experiments: dict) -> dict[str, list[str]]:
 def figures(section: dict) -> dict[str, dict[str, str]]:
     """Every figure of the config's icl section with the stores it reads."""
     return {
-        fig: {k: v for e in exps for k, v in experiment_inputs("icl", e, ("trajectories", "theory")).items()}
+        fig: {k: v for e in exps
+              for k, v in experiment_inputs("icl", e, ("trajectories", "theory", *FIGURE_EXTRA.get(fig.split("_")[0], ()))).items()}
         for fig, exps in figure_inputs(section["experiments"]).items()
     }
 
@@ -99,7 +107,10 @@ STUDY = Study(
         # GD references (closed forms, Monte Carlo, eval-set polynomials, constructed parameters, exactness errors)
         Stage("theory", "reference", "theory_dataset", reads=("trajectories",), writes="theory", precision_from_input=True),
         Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True),
+        # E8: the trained models under distribution shift (experiments with an `ood` block; no training)
+        Stage("ood", "ood", "ood_dataset", reads=("theory", "models"), writes="ood", settings="ood"),
     ),
+    model_template="model_template",  # job.model_template: trained models are kept (ssmflow.models)
     figures=figures,
     check_config=check_config,
     data="data",  # data.data_dataset: results/<study>/<exp>/data.zarr, read by training

@@ -1,4 +1,4 @@
-"""Figures F1-F7 of the icl study (spec section 13), drawn from stored data only.
+"""Figures F1-F8 of the icl study (spec section 13), drawn from stored data only.
 
 Each figure `<figure>_<exp>` reads only the stores its rule passes in (a `FigureInputs`,
 as the study's `figures` in `studies/icl/__init__.py` declares them): `trajectories` and
@@ -260,7 +260,33 @@ def figure_f7(exp: str, traj: xr.Dataset, theory: xr.Dataset) -> plt.Figure:
     return fig
 
 
-FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5, "F6": figure_f6, "F7": figure_f7}
+def figure_f8(exp: str, ood: xr.Dataset) -> plt.Figure:
+    """E8: trained loss / GD loss under input-range and weight-scale shifts, against GD at the
+    training eta* and at the re-tuned eta (seed mean, min-max band), with T20's band."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained", sharey=True)
+    runs = combos(ood, ("d", "n_context", "blocks"))
+    for ax, shift in zip(axes, ood["shift"].values, strict=True):
+        sub = ood.sel(shift=shift).dropna("scale", how="all", subset=["gd_loss"])
+        for sel, col in zip(runs, sns.color_palette("colorblind"), strict=False):
+            run = sub.sel(sel)
+            for ref, ls, label in (("gd_loss", "-", "vs GD at training $\\eta^*$"), ("gd_loss_retuned", "--", "vs GD, $\\eta$ re-tuned")):
+                r = run.loss / run[ref]
+                ax.plot(sub.scale, r.mean("seed"), ls=ls, marker="o", ms=3, color=col,
+                        label=f"{combo_label(sel)} {label}" if len(runs) > 1 else label)
+                ax.fill_between(sub.scale, r.min("seed"), r.max("seed"), color=col, alpha=0.15, lw=0)
+        if shift == "input":
+            ax.fill_between([0.5, 1.2], 0.85, 1.15, color="tab:green", alpha=0.12, lw=0, label="T20: [0.85, 1.15] on [0.5, 1.2]")
+        ax.axvline(1.0, color="gray", ls=":", lw=1)
+        ax.axhline(1.0, color="black", lw=0.8)
+        what = "input range factor $\\alpha$ (x ~ U(-$\\alpha$/2, $\\alpha$/2))" if shift == "input" else "weight scale factor"
+        ax.set(xlabel=what, ylabel="trained loss / GD loss (log)", title=f"{shift} shift", yscale="log")
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"F8 ({exp}, E8): trained models out of distribution, seed mean and min-max band ({ood.sizes['seed']} seeds)")
+    return fig
+
+
+FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5, "F6": figure_f6, "F7": figure_f7,
+           "F8": figure_f8}
 
 
 def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
@@ -269,9 +295,14 @@ def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
     fig_id, _, exp = name.partition("_")
     if fig_id not in FIGURES or not exp:
         raise ValueError(f"figure name={name!r} is not defined; expected <figure>_<experiment> with figure one of {sorted(FIGURES)}.")
-    traj, theory = load(FigureInputs(inputs), exp)
+    inputs = FigureInputs(inputs)
+    traj, theory = load(inputs, exp)
     stored = {"kind": traj.attrs["kind"], "axes": {d: traj[d].values.tolist() for d in traj.dims if d in AXIS_LABELS}}
+    if inputs.has("ood", exp):
+        stored["ood"] = True
     if not draws(fig_id, stored):
         raise ValueError(f"figure {fig_id} is not drawn for experiment {exp!r} (kind {stored['kind']!r}).")
     plots.theme()
+    if fig_id == "F8":
+        return plots.save(figure_f8(exp, inputs.open("ood", exp).load()), out)
     return plots.save(FIGURES[fig_id](exp, traj, theory), out)

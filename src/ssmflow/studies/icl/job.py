@@ -25,7 +25,7 @@ import numpy as np
 import optax
 import xarray as xr
 
-from ssmflow import store, train
+from ssmflow import models, store, train
 from ssmflow.config import digest
 from ssmflow.studies.icl import CATEGORICAL, KIND_AXES, gd
 from ssmflow.studies.icl import data as icl_data
@@ -122,6 +122,13 @@ def make_optimizer(model: str, ocfg: dict, steps: int) -> optax.GradientTransfor
          "ssm": optax.adam(learning_rate(ocfg["lr_ssm"], ocfg, steps), **betas)},
         labels,
     )
+
+
+def model_template(spec: dict):
+    """A pytree shaped like one run's trained model of the shard `spec` (its arrays as
+    `jax.ShapeDtypeStruct`s): what `ssmflow.models.load` fills with a saved run."""
+    arrays, static = train.model_skeleton(shard_setup(spec).make, jax.random.key(0))
+    return eqx.combine(arrays, static)
 
 
 def predict(model, tokens: jax.Array, scalar_out: bool) -> jax.Array:
@@ -288,6 +295,8 @@ def to_dataset(spec, setup: Setup, schedule, metrics, refs, res, ref) -> xr.Data
     data = {name: (run_dims + ("seed", "step"), v.reshape(lead + v.shape)) for name, v in metrics.items()}
     data.update({name: (run_dims, np.full(lead, v)) for name, v in refs.items()})
     data["diverged_at"] = (run_dims + ("seed",), res.diverged_at.reshape(lead + res.diverged_at.shape))
+    weights = models.run_bytes(res.final_params)  # each seed's trained model (ssmflow.models)
+    data[models.MODEL_VAR] = (run_dims + ("seed", models.MODEL_DIM), weights.reshape(lead + weights.shape))
     if setup.kind == "gdssm":
         for name, (dims, v) in snapshot_dataset(setup, res.records, ref, common).items():
             data[name] = (run_dims + dims, v.reshape(lead + v.shape))
