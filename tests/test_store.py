@@ -163,3 +163,22 @@ def test_a_numpy_stage_imports_neither_jax_nor_dask(tmp_path):
     assert out["jax_version"] == version("jax")
     xr.testing.assert_identical(store.open_store(tmp_path / "out.zarr").load().drop_attrs(),
                                 store.open_store(tmp_path / "in.zarr").load().drop_attrs())
+
+
+def test_a_headline_table_summarises_each_setting_over_seeds():
+    """`tables.headline_frame`: one row per setting, each metric's seed mean (min - max, n),
+    booleans as fractions, metrics the table lacks left out, an empty cell for an all-NaN metric."""
+    from ssmflow import tables
+
+    ds = xr.Dataset(
+        {"err": (("a", "seed"), [[1.0, 2.0, 6.0], [np.nan, np.nan, np.nan]]),
+         "ok": (("a", "seed"), [[True, False, True], [False, False, False]])},
+        coords={"a": [0.5, 0.9], "seed": [0, 1, 2]},
+    )
+    frame = tables.headline_frame(ds, ("err", "missing", "ok"), ["a", "seed"])
+    assert list(frame.columns) == ["a", "err", "ok"]
+    assert frame.to_dict("records") == [{"a": 0.5, "err": "3 (1 - 6, n = 3)", "ok": "0.6667 (0 - 1, n = 3)"},
+                                        {"a": 0.9, "err": "", "ok": "0 (0 - 0, n = 3)"}]
+    with pytest.raises(ValueError, match="none of the headline metrics"):
+        tables.headline_frame(ds, ("loss",), ["a", "seed"])
+    assert "<table" in tables.headline_html(ds, ("err",), ["a", "seed"], "t")

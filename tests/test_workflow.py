@@ -267,11 +267,21 @@ def test_raising_seeds_trains_only_the_new_seed(tmp_path):
         assert a.attrs["config_digest"] == b.attrs["config_digest"], name
 
 
-def test_report_holds_every_figure(tiny):
+def test_report_holds_every_figure_and_headline_table(tiny):
     smk(tiny, "--report", "results/report.html")
     html = (tiny / "results/report.html").read_text(errors="replace")
     for fig in ("F1.png", "F3.png"):
         assert fig in html
+    # each experiment's headline metrics as a table (HTML, shown inline), from its metrics store
+    assert "metrics.html" in html and "headline tables" in html
+    from ssmflow import tables
+    from ssmflow.studies import dynamics
+
+    page = (tiny / "results/dynamics/F1/metrics.html").read_text()
+    metrics = store.open_store(tiny / "results/dynamics/F1/metrics.zarr").load()
+    frame = tables.headline_frame(metrics, dynamics.STUDY.stage("evaluate").headline, [*dynamics.STUDY.run_dims, "seed"])
+    assert len(frame) == metrics.t_half_rel_err.isel(seed=0).size  # one row per setting
+    assert all(cell in page for cell in frame.t_half_rel_err)
 
 
 def test_sigkill_mid_training_leaves_no_corrupt_store(tmp_path):

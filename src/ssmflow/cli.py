@@ -335,6 +335,13 @@ def cmd_stage(a) -> int:
         order = canon + sorted(set(ds.dims) - set(canon))
         frame = ds[sorted(ds.data_vars)].to_dataframe(dim_order=order).reset_index()
         frame.sort_values(order).to_csv(a.out_csv, index=False)
+        if stage.headline:
+            from ssmflow import tables
+
+            if not a.out_html:
+                raise SystemExit(f"stage {decl.name}/{stage.name} also writes a headline table: pass --out-html")
+            title = f"{decl.name} {ds.attrs.get('experiment', '')}: headline {stage.writes}"
+            Path(a.out_html).write_text(tables.headline_html(ds, stage.headline, order, title))
     log.info("wrote %s: %s", a.out, dict(ds.sizes))
     return 0
 
@@ -519,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--out-csv", help="the flat table, for stages that write one (metrics)")
     s.add_argument("--settings", help="the experiment's settings of a stage that has them (Stage.settings), JSON")
+    s.add_argument("--out-html", help="the headline table (HTML), for stages that declare one (Stage.headline)")
     _jax_options(s)
     s.set_defaults(fn=cmd_stage)
 

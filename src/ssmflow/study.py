@@ -67,6 +67,10 @@ class Stage:
       keyword `settings`, and the key is left out of the training and data specs (editing it
       reruns this stage and what reads its product, never training).
 
+    - `headline`: with `csv`, the metrics of the report's headline table (`ssmflow.tables`):
+      the stage also writes `<writes>.html` (seed mean and range per setting), shown in the
+      Snakemake report next to the figures.
+
     `reads` may name `models`, the experiment's trained models (`ssmflow.models`; the stage's
     function gets the folder's path, not a store).
     """
@@ -79,6 +83,7 @@ class Stage:
     csv: bool = False
     precision_from_input: bool = False
     settings: str | None = None
+    headline: tuple[str, ...] = ()
 
     def applies(self, experiment: dict) -> bool:
         """Whether the stage runs for an experiment (its config section)."""

@@ -169,6 +169,7 @@ def stage_args(study, stage):
     def args(wildcards, input, output):
         out = [f"--input {name}={input[name]}" for name in stage.reads] + [f"--out {output.zarr}"]
         out += [f"--out-csv {output.csv}"] if stage.csv else []
+        out += [f"--out-html {output.html}"] if stage.csv and stage.headline else []
         if stage.settings:
             value = ssm_grid.stage_settings(VALID, study, wildcards.exp, stage)
             out.append("--settings " + shlex.quote(json.dumps(value, sort_keys=True)))
@@ -242,6 +243,8 @@ def stage_outputs(study, exp):
         out.append(f"results/{study}/{exp}/{stage.writes}.zarr")
         if stage.csv:
             out.append(f"results/{study}/{exp}/{stage.writes}.csv")
+            if stage.headline:
+                out.append(f"results/{study}/{exp}/{stage.writes}.html")
     return out
 
 

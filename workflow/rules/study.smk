@@ -110,6 +110,19 @@ for _decl in STUDIES.values():
                 **(
                     {"zarr": directory(f"results/{_s}/{{exp}}/{_stage.writes}.zarr")}
                     | ({"csv": f"results/{_s}/{{exp}}/{_stage.writes}.csv"} if _stage.csv else {})
+                    | (
+                        {
+                            "html": report(
+                                f"results/{_s}/{{exp}}/{_stage.writes}.html",
+                                caption="../report/headline_table.rst",
+                                category=_s,
+                                subcategory="headline tables",
+                                labels={"table": f"{{exp}} {_stage.writes}"},
+                            )
+                        }
+                        if _stage.csv and _stage.headline
+                        else {}
+                    )
                 ),
             params:
                 study=_s,

@@ -109,7 +109,8 @@ STUDY = Study(
     pad_dims=PAD_DIMS,
     stages=(
         # per-run metrics and the expectations E1 (waves) and E3 (denoising)
-        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True),
+        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True,
+              headline=("test_mae", "e2_below_wave3", "mse_out", "transmission", "removes_vertical", "diverged")),
         # transfer functions of the trained models (eq. 3 on the stored eigenvalues and C, init and final)
         Stage("transfer", "reference", "theory_dataset", reads=("trajectories",), writes="transfer"),
     ),

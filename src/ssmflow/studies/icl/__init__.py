@@ -106,7 +106,8 @@ STUDY = Study(
     stages=(
         # GD references (closed forms, Monte Carlo, eval-set polynomials, constructed parameters, exactness errors)
         Stage("theory", "reference", "theory_dataset", reads=("trajectories",), writes="theory", precision_from_input=True),
-        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True),
+        Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True,
+              headline=("final_loss", "loss_ratio", "loss_ratio_ps", "zero_ratio", "prior_ratio", "model_cos", "align_wq", "diverged")),
         # E8: the trained models under distribution shift (experiments with an `ood` block; no training)
         Stage("ood", "ood", "ood_dataset", reads=("theory", "models"), writes="ood", settings="ood"),
     ),

@@ -82,7 +82,8 @@ STUDY = Study(
     categorical=CATEGORICAL,
     whole_dims=WHOLE_DIMS,
     pad_dims=PAD_DIMS,
-    stages=(Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True),),
+    stages=(Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True,
+                  headline=("test_metric", "best_val_metric", "final_train_loss", "diverged")),),
     # the S4D-LegS basis against the exact LegS basis for every N of the config (float64)
     study_stores=(StudyStore("kernel_limit", "legs_convergence.zarr", "legs_limit", "convergence_store", config_key="kernel_limit",
                              whole_dims=("N", "measure", "dt", "c", "kind", "k", "t")),),
