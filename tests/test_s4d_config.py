@@ -41,6 +41,16 @@ BAD = {
     "odd kernel-limit N": (lambda c: c["s4d"]["kernel_limit"].update(N=[16, 33]), ["s4d.kernel_limit.N[1]", "33", "even"]),
     "lag out of range": (lambda c: c["s4d"]["experiments"]["delay"].update(lag=1.5), ["s4d.experiments.delay.lag", "1.5", "(0, 1)"]),
     "unknown LegS B": (lambda c: c["s4d"]["model"].update(legs_b="halved"), ["s4d.model.legs_b", "'halved'", "paper", "official"]),
+    "unknown real transform": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(real_transform=["exp", "softplus"]),
+                               ["s4d.experiments.delay.axes.real_transform[1]", "'softplus'", "exp", "relu", "none"]),
+    "unknown B choice": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(B=["fixed"]),
+                         ["s4d.experiments.delay.axes.B[0]", "'fixed'", "trained", "frozen"]),
+    "unknown task": (lambda c: c["s4d"]["experiments"]["delay"].update(task="copying"),
+                     ["s4d.experiments.delay.task", "'copying'", "sdigits", "delay", "adding", "tones"]),
+    "odd tones length": (lambda c: c["s4d"]["experiments"].update(tones={"task": "tones", "length": 101}),
+                         ["s4d.experiments.tones.length", "101", "even integer"]),
+    "delay key on adding": (lambda c: c["s4d"]["experiments"].update(adding={"task": "adding", "lag": 0.5}),
+                            ["s4d.experiments.adding", "lag"]),
 }
 
 
