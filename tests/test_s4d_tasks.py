@@ -95,3 +95,18 @@ def test_generated_sets_are_fixed_and_batches_follow_the_key(name):
     assert not np.array_equal(first.val.x[:8], first.test.x[:8])  # val and test: different keys
     a, b = task.sample(jax.random.key(1), 4, None, None), task.sample(jax.random.key(2), 4, None, None)
     assert a[0].shape == (4, 64, task.d_in) and not np.array_equal(a[0], b[0])
+
+
+def test_psdigits_is_sdigits_with_one_fixed_permutation():
+    sd, _, _ = tasks.sdigits_splits(8)
+    ps, _, _ = tasks.sdigits_splits(8, permuted=True)
+    perm = tasks.psdigits_permutation(64)
+    assert sorted(perm.tolist()) == list(range(64)) and (perm != np.arange(64)).mean() > 0.9
+    np.testing.assert_array_equal(perm, np.random.default_rng(1234).permutation(64))
+    for a, b in zip(sd, ps, strict=True):  # the same samples, labels and split; positions reordered
+        np.testing.assert_array_equal(b.x, a.x[:, perm])
+        np.testing.assert_array_equal(b.y, a.y)
+        np.testing.assert_array_equal(b.index, a.index)
+    task, data = tasks.make_task({"task": "psdigits", "image_size": 8})
+    assert (task.name, task.length, task.metric) == ("psdigits", 64, "accuracy")
+    np.testing.assert_array_equal(data.test.x, ps.test.x)

@@ -34,7 +34,7 @@ WHOLE_DIMS = ("step", "seed", "layer", "channel", "mode")
 #: ragged dims: shards with fewer entries are NaN-padded when gathered
 PAD_DIMS = ("mode",)
 #: the settings (config keys of an experiment) each task's fixed data depends on
-DATA_SETTINGS = {"sdigits": ("image_size",), "delay": ("length", "lag", "n_eval"),
+DATA_SETTINGS = {"sdigits": ("image_size",), "psdigits": ("image_size",), "delay": ("length", "lag", "n_eval"),
                  "adding": ("length", "n_val", "n_test"), "tones": ("length", "n_val", "n_test")}
 
 

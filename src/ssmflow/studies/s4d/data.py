@@ -7,6 +7,8 @@ evaluate on the very same arrays.
 - **sdigits**: all 1797 sequences with their split (train/val/test: stratified 70/10/20,
   seed 0), label and position in scikit-learn's `load_digits`, standardized with the
   train statistics (attrs `standardize`).
+- **psdigits**: the same, every sequence reordered by one fixed permutation (attrs
+  `permutation`, seed `tasks.PSDIGITS_SEED`).
 - **delay**, **adding**, **tones**: the fixed val and test sets (keys `tasks.VAL_KEY`,
   `tasks.TEST_KEY`). Training batches are generated per step, in training, from the step's
   key: the store holds the generator's parameters (attrs `generator`), and attrs
@@ -85,8 +87,12 @@ def data_dataset(spec: dict) -> xr.Dataset:
     _check_precision(common["precision"])
     task = tk.task_info(settings)
     extra: dict = {}
-    if task.name == "sdigits":
-        data, mean, std = tk.sdigits_splits(settings["image_size"])
+    if task.name in tk.DIGITS_TASKS:
+        permuted = task.name == "psdigits"
+        data, mean, std = tk.sdigits_splits(settings["image_size"], permuted=permuted)
+        if permuted:
+            extra.update(permutation={"seed": tk.PSDIGITS_SEED, "how": "x[:, perm] of the row-major sequence, "
+                                      "perm = numpy.random.default_rng(seed).permutation(L), before the split"})
         extra.update(
             image_size=settings["image_size"], split_seed=0, split_fractions={"train": 0.7, "val": 0.1, "test": 0.2},
             standardize={"mean": mean, "std": std, "from": "train split, after /16 and the bilinear resize"},
@@ -119,11 +125,11 @@ def data_dataset(spec: dict) -> xr.Dataset:
     split = np.concatenate([np.full(s.x.shape[0], name, dtype=object) for name, s in parts])
     source = np.concatenate([s.index if s.index is not None else np.arange(s.x.shape[0]) for _, s in parts])
     y_dims = ("sample",) if y.ndim == 1 else ("sample", "time", "feature")
-    y_attrs = {"long_name": {"sdigits": "digit label (0-9)", "delay": f"target: the input delayed by {task.lag} steps",
+    y_attrs = {"long_name": {"sdigits": "digit label (0-9)", "psdigits": "digit label (0-9)", "delay": f"target: the input delayed by {task.lag} steps",
                              "adding": "target: the sum of the two marked values",
                              "tones": "class label (0-9): an ordered frequency triple"}[task.name]}
     variables = {
-        "x": (("sample", "time", "feature"), x, {"long_name": "model input (standardized)" if task.name == "sdigits" else "model input u"}),
+        "x": (("sample", "time", "feature"), x, {"long_name": "model input (standardized)" if task.name in tk.DIGITS_TASKS else "model input u"}),
         "y": (y_dims, y, y_attrs),
     }
     coords = {}
@@ -143,7 +149,7 @@ def data_dataset(spec: dict) -> xr.Dataset:
             "sample": np.arange(x.shape[0]), "time": np.arange(x.shape[1]), "feature": np.arange(x.shape[2]),
             "split": ("sample", split, {"long_name": "split of each sample: " + ", ".join(n for n, _ in parts)}),
             "source_index": ("sample", source.astype(np.int64),
-                             {"long_name": "position in load_digits" if task.name == "sdigits" else "position in its generated set"}),
+                             {"long_name": "position in load_digits" if task.name in tk.DIGITS_TASKS else "position in its generated set"}),
             **coords,
         },
     )

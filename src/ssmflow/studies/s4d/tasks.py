@@ -4,6 +4,9 @@
   16, resized bilinearly to `image_size` x `image_size` and read row by row as a
   sequence of length L = image_size^2 (d_in = 1). Stratified 70/10/20 split (seed 0),
   standardized with the training mean and std. Metric: accuracy (chance 0.1).
+- **psdigits**: sdigits with one fixed permutation of the L positions (seed 1234,
+  `psdigits_permutation`), the same for every sample and split: neighbouring pixels end
+  up far apart, so the model needs long-range memory.
 - **delay**: a long-range memory task. The input is white noise u ~ N(0, 1) of length
   L; the target is the input delayed by d = round(lag L) steps, y_l = u_{l-d}, scored
   on l >= d (sequence to sequence, causal). A kernel that picks out exactly one lag
@@ -39,7 +42,10 @@ import optax
 
 from ssmflow._types import Array, Float, PRNGKeyArray
 
-TASKS = ("sdigits", "delay", "adding", "tones")
+TASKS = ("sdigits", "psdigits", "delay", "adding", "tones")
+#: the tasks read from scikit-learn's digits (a train split, minibatches drawn from it)
+DIGITS_TASKS = ("sdigits", "psdigits")
+PSDIGITS_SEED = 1234
 VAL_KEY, TEST_KEY = 1, 2  # fixed generated evaluation sets (delay, adding, tones)
 #: tones: the frequency codebook (rad/sample), geometric from 0.02 pi to 0.45 pi
 TONES_CODEBOOK = np.geomspace(0.02 * np.pi, 0.45 * np.pi, 8)
@@ -69,8 +75,14 @@ def sdigits_data(image_size: int, seed: int = 0) -> TaskData:
     return sdigits_splits(image_size, seed)[0]
 
 
-def sdigits_splits(image_size: int, seed: int = 0) -> tuple[TaskData, float, float]:
-    """`sdigits_data` with the training mean and std it standardized with."""
+def psdigits_permutation(length: int) -> np.ndarray:
+    """The fixed permutation of psdigits: position l of a sequence holds pixel perm[l] (row-major)."""
+    return np.random.default_rng(PSDIGITS_SEED).permutation(length)
+
+
+def sdigits_splits(image_size: int, seed: int = 0, permuted: bool = False) -> tuple[TaskData, float, float]:
+    """`sdigits_data` with the training mean and std it standardized with; `permuted`: psdigits
+    (the positions reordered by `psdigits_permutation`)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -79,6 +91,8 @@ def sdigits_splits(image_size: int, seed: int = 0) -> tuple[TaskData, float, flo
     if image_size != 8:
         images = jax.image.resize(images, (images.shape[0], image_size, image_size), "linear")
     x = np.asarray(images, dtype=float).reshape(images.shape[0], -1, 1)
+    if permuted:
+        x = x[:, psdigits_permutation(x.shape[1])]
     y = digits.target.astype(np.int32)
     i = np.arange(x.shape[0])
     x_rest, x_test, y_rest, y_test, i_rest, i_test = train_test_split(x, y, i, test_size=0.2, stratify=y, random_state=seed)
@@ -238,7 +252,7 @@ class Task(NamedTuple):
 def task_info(settings: dict) -> Task:
     """The task (static description, no data) from an experiment's settings."""
     name = settings["task"]
-    if name == "sdigits":
+    if name in DIGITS_TASKS:
         return Task(name, settings["image_size"] ** 2, 1, 10, "mean", 0, "accuracy")
     if name == "delay":
         length = settings["length"]
@@ -253,8 +267,8 @@ def task_info(settings: dict) -> Task:
 def make_task(settings: dict) -> tuple[Task, TaskData]:
     """The task and its fixed data from an experiment's settings (config keys of the schema)."""
     task = task_info(settings)
-    if task.name == "sdigits":
-        return task, sdigits_data(settings["image_size"])
+    if task.name in DIGITS_TASKS:
+        return task, sdigits_splits(settings["image_size"], permuted=task.name == "psdigits")[0]
     if task.name == "delay":
         return task, delay_data(task.length, task.lag, settings["n_eval"], settings["n_eval"])
     return task, GENERATED[task.name](task.length, settings["n_val"], settings["n_test"])
