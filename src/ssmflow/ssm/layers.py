@@ -242,7 +242,9 @@ def at_rate(model, rate: float | Float[Array, ""]):
     """
     if isinstance(rate, int | float) and not rate > 0:
         raise ValueError(f"`rate` (={rate}) must be > 0 (the factor multiplying every step size Delta).")
-    is_ssm = lambda node: isinstance(node, DiagonalSSM)  # noqa: E731
+    def is_ssm(node) -> bool:
+        return isinstance(node, DiagonalSSM)
+
     ssms = [node for node in jax.tree.leaves(model, is_leaf=is_ssm) if is_ssm(node)]
     if not ssms:
         raise ValueError(f"`model` (a {type(model).__name__}) holds no DiagonalSSM whose step size a rate could change.")

@@ -288,7 +288,7 @@ def figure_ablation(inputs: FigureInputs) -> plt.Figure:
                         palette=palette, errorbar=None, alpha=0.6, legend=False)
             sns.stripplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
                           palette=palette, dodge=True, size=5, legend=False, edgecolor="k", linewidth=0.5)
-            ylim, chance, chance_label = METRIC_RANGE.get(metric, (None, None, ""))
+            ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
             if chance is not None:
                 ax.axhline(chance, color="gray", lw=0.8, ls=":")
             _metric_axis(ax, metric)
