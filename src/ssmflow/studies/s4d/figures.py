@@ -31,6 +31,8 @@ INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "
                "rand-lognormal": "random (official, lognormal)"}
 METRIC_LABELS = {"accuracy": "test accuracy", "r2": r"test $R^2$ (1 - MSE)", "mse": "test MSE (log)"}
 DISC_STYLE = {"zoh": "-", "bilinear": "--"}
+#: the X4 transforms in the spec's order (a gathered store sorts them by name)
+TRANSFORM_ORDER = ("exp", "relu", "none")
 
 
 def _experiments(inputs: FigureInputs) -> list[str]:
@@ -283,7 +285,9 @@ def figure_ablation(inputs: FigureInputs) -> plt.Figure:
                 one = one.expand_dims(B=["trained"])
             df = one.test_metric.to_dataframe().reset_index()
             df["real_transform"], df["B"] = df["real_transform"].astype(str), df["B"].astype(str)
-            order, hue_order = [str(v) for v in one.real_transform.values], [str(v) for v in one.B.values]
+            have = [str(v) for v in one.real_transform.values]
+            order = [t for t in TRANSFORM_ORDER if t in have] + [t for t in have if t not in TRANSFORM_ORDER]
+            hue_order = [str(v) for v in one.B.values]
             sns.barplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
                         palette=palette, errorbar=None, alpha=0.6, legend=False)
             sns.stripplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
