@@ -160,10 +160,10 @@ def make_project(tmp: Path, config: dict | str) -> Path:
 
 # The default config's acceptance checks of the four studies read one run of it, made once
 # per session (`default_run`): each study's section exactly as in config/config.yaml, with
-# the experiments those checks read (dynamics F1 and F3, s4d delay; icl and freqbias whole).
+# the experiments those checks read (dynamics F1 and F3, s4d delay, tones and ablation; icl and freqbias whole).
 # One Snakemake process schedules all four, so one study's gate (its checks job) or last
 # training job never leaves a core idle while another study has work.
-ACCEPTANCE_EXPERIMENTS = {"dynamics": ("F1", "F3"), "s4d": ("delay",)}
+ACCEPTANCE_EXPERIMENTS = {"dynamics": ("F1", "F3"), "s4d": ("delay", "tones", "ablation")}
 
 
 def acceptance_config() -> dict:

@@ -128,6 +128,36 @@ def test_s4d_undeclared_store_is_a_key_error(s4d_results, tmp_path):
         figures.make_figure("curves", FigureInputs({"kernel_limit": s4d_results / "legs_convergence.zarr"}), tmp_path / "c.png")
 
 
+def s4d_ablation_trajectories() -> xr.Dataset:
+    """An X4 store's run dims: init x disc x N x real_transform x B x seed (one shard per transform)."""
+    run = (2, 1, 1, 3, 2, 3)
+    dims = ("init", "disc", "N", "real_transform", "B", "seed")
+    diverged = np.full(run, -1)
+    diverged[0, 0, 0, 2, 0, 1] = 150  # one `none` run diverged
+    return xr.Dataset(
+        {"test_metric": (dims, RNG.uniform(0.2, 0.9, size=run)), "diverged_at": (dims, diverged)},
+        coords={"init": ["legs", "lin"], "disc": ["zoh"], "N": [16], "real_transform": ["exp", "relu", "none"],
+                "B": ["trained", "frozen"], "seed": np.arange(3)},
+        attrs={"task": "tones", "length": 128, "metric": "accuracy", "lag": 0},
+    )
+
+
+def test_s4d_ablation_figure_reads_the_ablation_experiments_only(s4d_results, tmp_path):
+    """The X4 experiment (with ablation axes) feeds F8 alone; the init x disc x N figures read the others."""
+    figures = get("s4d").module("figures")
+    store.write_atomic(s4d_ablation_trajectories(), s4d_results / "ablate" / "trajectories.zarr")
+    exps = {"delay": {}, "ablate": {"axes": {"real_transform": ["exp", "relu", "none"], "B": ["trained", "frozen"]}}}
+    decl = get("s4d").figures({"experiments": exps})
+    assert set(decl["ablation"]) == {"trajectories/ablate", "metrics_csv/ablate"}
+    assert all("ablate" not in k for fig, d in decl.items() if fig != "ablation" for k in d)
+    assert "ablation" not in get("s4d").figures({"experiments": {"delay": {}}})  # nothing to draw, no figure
+    fig = figures.figure_ablation(declared("s4d", exps, "ablation", s4d_results))
+    assert [t.split(": ")[-1] for t in titles(fig)] == ["S4D-LegS", "S4D-Lin"], titles(fig)
+    assert any(t.get_text() == "1 div." for ax in fig.axes for t in ax.texts)
+    out = figures.make_figure("ablation", declared("s4d", exps, "ablation", s4d_results), tmp_path / "ablation.png")
+    assert out.stat().st_size > 10_000
+
+
 # --- freqbias -----------------------------------------------------------------------------------
 
 

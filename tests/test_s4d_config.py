@@ -41,6 +41,16 @@ BAD = {
     "odd kernel-limit N": (lambda c: c["s4d"]["kernel_limit"].update(N=[16, 33]), ["s4d.kernel_limit.N[1]", "33", "even"]),
     "lag out of range": (lambda c: c["s4d"]["experiments"]["delay"].update(lag=1.5), ["s4d.experiments.delay.lag", "1.5", "(0, 1)"]),
     "unknown LegS B": (lambda c: c["s4d"]["model"].update(legs_b="halved"), ["s4d.model.legs_b", "'halved'", "paper", "official"]),
+    "unknown real transform": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(real_transform=["exp", "softplus"]),
+                               ["s4d.experiments.delay.axes.real_transform[1]", "'softplus'", "exp", "relu", "none"]),
+    "unknown B choice": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(B=["fixed"]),
+                         ["s4d.experiments.delay.axes.B[0]", "'fixed'", "trained", "frozen"]),
+    "unknown task": (lambda c: c["s4d"]["experiments"]["delay"].update(task="copying"),
+                     ["s4d.experiments.delay.task", "'copying'", "sdigits", "delay", "adding", "tones"]),
+    "odd tones length": (lambda c: c["s4d"]["experiments"].update(tones={"task": "tones", "length": 101}),
+                         ["s4d.experiments.tones.length", "101", "even integer"]),
+    "delay key on adding": (lambda c: c["s4d"]["experiments"].update(adding={"task": "adding", "lag": 0.5}),
+                            ["s4d.experiments.adding", "lag"]),
 }
 
 
@@ -48,7 +58,9 @@ def test_default_config_has_a_valid_s4d_study(default_config):
     cfg = cfgmod.validate(default_config)
     assert "s4d" in cfg["studies"]
     shards = grid.expand(cfg, "s4d")
-    assert {e: len(s) for e, s in shards.items()} == {"sdigits": 4, "delay": 4}  # (N, disc) per job
+    assert {e: len(s) for e, s in shards.items()} == {"sdigits": 4, "delay": 4, "tones": 1, "ablation": 3}  # (N, disc[, real_transform]) per job
+    ablation = shards["ablation"][0].spec
+    assert ablation["axes"]["B"] == ["trained", "frozen"] and ablation["axes"]["real_transform"] == ["exp"]  # B batched
     spec = shards["delay"][0].spec
     assert spec["axes"]["init"] == ["legs", "inv", "lin", "real", "random"] and spec["common"]["seeds"] >= 3
     assert "kernel_limit" not in spec["common"]  # kernel-limit edits rerun no training
@@ -58,6 +70,14 @@ def test_default_config_has_a_valid_s4d_study(default_config):
 def test_paper_config_is_valid():
     cfg = cfgmod.validate(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
     assert "s4d" in cfg["studies"] and max(cfg["s4d"]["kernel_limit"]["N"]) >= 1024
+    exps = cfg["s4d"]["experiments"]
+    assert {e["task"] for e in exps.values()} == {"sdigits", "psdigits", "delay", "adding", "tones"}
+    x4 = [e for e in exps.values() if "real_transform" in e["axes"]]  # X4: sdigits and tones, N = 64, ZOH, LegS and Lin
+    assert sorted(e["task"] for e in x4) == ["sdigits", "tones"]
+    for e in x4:
+        assert e["axes"]["real_transform"] == ["exp", "relu", "none"] and e["axes"]["B"] == ["trained", "frozen"]
+        assert e["axes"]["N"] == [64] and e["axes"]["disc"] == ["zoh"] and e["axes"]["init"] == ["legs", "lin"]
+    assert exps["tones"]["length"] == 4096 and exps["adding"]["length"] == 1024 and exps["addinglong"]["length"] == 4096
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -55,7 +55,7 @@ def test_delay_store_holds_the_fixed_sets_and_the_generator(delay):
     assert "generated per step" in ds.attrs["fresh_samples"] and "not stored" in ds.attrs["fresh_samples"]
     for key in ("ssmflow_version", "git_commit", "config_digest", "jax_version", "precision", "created", "whole_dims"):
         assert ds.attrs[key] not in ("", None), key
-    assert ds.attrs["whole_dims"] == list(data.WHOLE_DIMS)
+    assert ds.attrs["whole_dims"] == ["sample", "time", "feature"]  # no half-rate dims: delay has no half-rate set
     lag = ds.attrs["lag"]
     np.testing.assert_array_equal(ds.y.values[:, lag:], ds.x.values[:, :-lag])  # targets: the delayed inputs
 
@@ -139,3 +139,47 @@ def test_the_rules_narrowed_spec_gives_the_same_store(delay, sdigits):
         other["axes"]["N"] = [64]
         other["common"]["seeds"] = 9
         assert STUDY.data_keys(other) == STUDY.data_keys(spec)  # neither state size nor seeds touch the data
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """adding and tones stores (L = 64, float32)."""
+    out = {}
+    for name in ("adding", "tones"):
+        cfg = _config(**{name: {"task": name, "length": 64, "n_val": 6, "n_test": 10, "steps": 20, "record_points": 3,
+                                "axes": {"init": ["lin"], "disc": ["zoh"], "N": [4]}}})
+        out[name] = (cfg, _write(grid.experiment_spec(cfg, "s4d", name), tmp_path_factory.mktemp("s4d") / name / "data.zarr"))
+    return out
+
+
+@pytest.mark.parametrize("name", ["adding", "tones"])
+def test_generated_store_holds_the_fixed_sets_as_generated(name, generated):
+    cfg, ds = generated[name]
+    assert [str(v) for v in ds.split.values] == ["val"] * 6 + ["test"] * 10 and ds.attrs["splits"] == ["val", "test"]
+    assert dict(ds.x.sizes) == {"sample": 16, "time": 64, "feature": 2 if name == "adding" else 1}
+    assert ds.y.dims == ("sample",) and ds.attrs["metric"] == ("mse" if name == "adding" else "accuracy")
+    assert ds.attrs["pooling"] == ("last" if name == "adding" else "mean")
+    assert ds.attrs["generator"]["function"].endswith(f"{name}_batch") and "not stored" in ds.attrs["fresh_samples"]
+    with jax.enable_x64(False):
+        _, want = tasks.make_task(cfg["s4d"]["experiments"][name])
+        got = data.task_data(ds)
+    assert got.train is None
+    for a, b in zip(want[1:], got[1:], strict=True):
+        np.testing.assert_array_equal(a.x.astype(np.float32), b.x)
+        np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_tones_store_holds_its_half_rate_test_set(generated):
+    _, ds = generated["tones"]
+    assert dict(ds.x_half.sizes) == {"sample_half": 10, "time_half": 32, "feature": 1}
+    test = data.task_data(ds).test
+    half = data.half_rate_test(ds)
+    np.testing.assert_array_equal(half.x, test.x[:, ::2])  # the same signals, every other sample
+    np.testing.assert_array_equal(half.y, test.y)
+    split = np.array([str(v) for v in ds.split.values])
+    assert (split[half.index] == "test").all()
+    assert ds.attrs["half_rate"]["rate"] == 2 and ds.attrs["half_rate"]["top_frequency"] == pytest.approx(0.9 * np.pi)
+    assert ds.attrs["tones_classes"] == tasks.tones_classes().tolist()
+    assert ds.attrs["whole_dims"] == list(data.WHOLE_DIMS)
+    with pytest.raises(ValueError, match="no half-rate test set"):
+        data.half_rate_test(generated["adding"][1])

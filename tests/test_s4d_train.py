@@ -86,3 +86,32 @@ def test_sdigits_split_is_stratified_and_standardized():
     assert sum(sizes) == 1797 and abs(sizes[0] / 1797 - 0.7) < 0.01 and abs(sizes[2] / 1797 - 0.2) < 0.01
     assert abs(data.train.x.mean()) < 1e-9 and abs(data.train.x.std() - 1) < 1e-9
     assert set(np.unique(data.test.y)) == set(range(10))
+
+
+def test_metrics_rank_mse_lower_is_better(smoke):
+    """adding's metric is an MSE: the init with the lowest test MSE ranks 1 and wins its seeds."""
+    traj = smoke.copy()
+    traj.attrs["metric"] = "mse"
+    traj["test_metric"] = traj.test_metric.copy(data=np.where(traj.init.values[:, None, None, None] == "legs", 0.01, 0.1)
+                                                * np.ones(traj.test_metric.shape))
+    m = evaluate.metrics_dataset(traj)
+    assert (m.init_rank.sel(init="legs") == 1).all() and (m.init_rank.sel(init="lin") == 2).all()
+    assert set(m.seed_winner.values.ravel()) == {"legs"}
+    np.testing.assert_allclose(m.gap_to_best.sel(init="lin"), 0.09)
+    np.testing.assert_array_equal(m.best_val_metric, traj.val_metric.min("step"))
+
+
+def test_ablation_shard_batches_b_and_pairs_its_runs():
+    """An X4 shard (real_transform none, B trained and frozen): store dims, and a seed's
+    runs with B trained and frozen start identical (paired) and then train differently."""
+    spec = _spec(task="adding", length=32, n_val=16, n_test=16, steps=20, batch=8, record_points=2,
+                 axes={"init": ["lin"], "disc": ["zoh"], "N": [4], "real_transform": ["none"], "B": ["trained", "frozen"]})
+    assert spec["axes"]["real_transform"] == ["none"] and job.real_transform(spec) == "none"
+    with jax.enable_x64(False):
+        ds = job.train_shard(spec)
+    assert ds.test_metric.dims == ("init", "disc", "N", "real_transform", "B", "seed")
+    assert [str(v) for v in ds.B.values] == ["trained", "frozen"] and ds.attrs["metric"] == "mse"
+    first, last = ds.isel(step=0), ds.isel(step=-1)
+    np.testing.assert_array_equal(first.cb_re.sel(B="trained"), first.cb_re.sel(B="frozen"))
+    assert not np.array_equal(last.cb_re.sel(B="trained"), last.cb_re.sel(B="frozen"))
+    np.testing.assert_allclose(first.lambda_re, -0.5, rtol=1e-6)  # none starts from the init's lambda too

@@ -90,11 +90,15 @@ def _kind_configs():
     icl["icl"]["experiments"]["E7"] = {"kind": "sine", "axes": {"embed": ["linear"], "sine_draw": ["shared"], "n_context": [4]}}
     s4d = s4d_config()
     s4d["s4d"]["experiments"]["sdigits"] = {"task": "sdigits", "steps": 20, "record_points": 3}
+    s4d["s4d"]["experiments"]["psdigits"] = {"task": "psdigits", "image_size": 8, "steps": 20, "record_points": 3}
+    for task in ("adding", "tones"):
+        s4d["s4d"]["experiments"][task] = {"task": task, "length": 32, "steps": 20, "record_points": 3}
     fb = freqbias_config()
     return {
         ("dynamics", "fixed_a"): (dyn, "F1"), ("dynamics", "trained_a"): (dyn, "F5"),
         ("icl", "gdssm"): (icl, "E1"), ("icl", "baselines"): (icl, "E5"), ("icl", "sine"): (icl, "E7"),
-        ("s4d", "sdigits"): (s4d, "sdigits"), ("s4d", "delay"): (s4d, "delay"),
+        ("s4d", "sdigits"): (s4d, "sdigits"), ("s4d", "delay"): (s4d, "delay"), ("s4d", "psdigits"): (s4d, "psdigits"),
+        ("s4d", "adding"): (s4d, "adding"), ("s4d", "tones"): (s4d, "tones"),
         ("freqbias", "waves"): (fb, "waves"), ("freqbias", "denoise"): (fb, "denoise"),
     }
 
@@ -124,6 +128,8 @@ OTHER_KIND_KEYS = [
     ("icl", "gdssm", "axes", "model", ["lsa"]),
     ("s4d", "delay", "", "image_size", 16),
     ("s4d", "sdigits", "", "lag", 0.25),
+    ("s4d", "tones", "", "n_eval", 64),
+    ("s4d", "adding", "", "image_size", 16),
     ("freqbias", "waves", "", "rows", 32),
     ("freqbias", "denoise", "", "cycles", [1, 2, 4, 8]),
     ("freqbias", "denoise", "axes", "filter", ["paper"]),

@@ -1,4 +1,5 @@
-"""ssmflow.ssm.layers and ssmflow.ssm.optim: shapes, real leaves, one compile, stability, optimizer groups."""
+"""ssmflow.ssm.layers and ssmflow.ssm.optim: shapes, real leaves, one compile, stability, optimizer groups,
+the real-part transforms and frozen B (X4), the sampling-rate factor (eq. 18)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_optimizer_groups_give_ssm_leaves_their_own_rate_and_no_decay():
     labels = optim.param_labels(params)
     ssm_labels = labels.blocks[0].layer.ssm
     assert {name for name in ("log_re", "im", "b_re", "b_im", "c_re", "c_im", "d", "log_dt")
-            if getattr(ssm_labels, name) == "ssm"} == set(optim.SSM_LEAVES)
+            if getattr(ssm_labels, name) in ("ssm", "b")} == set(optim.SSM_LEAVES)  # "b": the SSM group's B
     assert set(jax.tree.leaves(labels.encoder)) == {"rest"} and set(jax.tree.leaves(labels.decoder)) == {"rest"}
     lr, lr_ssm, wd = 1e-2, 1e-4, 0.1
     opt = optim.s4d_optimizer(lr=lr, lr_ssm=lr_ssm, weight_decay=wd, total_steps=1000, warmup_frac=0.001)
@@ -154,3 +155,106 @@ def test_model_argument_errors_name_value_and_allowed():
         _model("max")
     with pytest.raises(ValueError, match=r"`method` \(='euler'\) is not a discretization"):
         layers.DiagonalSSM(H, N, method="euler", key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("transform", layers.REAL_TRANSFORMS)
+def test_real_transforms_start_from_the_same_init(transform):
+    ref = layers.DiagonalSSM(H, N, init="legs", key=jax.random.key(0))
+    ssm = layers.DiagonalSSM(H, N, init="legs", real_transform=transform, key=jax.random.key(0))
+    np.testing.assert_allclose(ssm.eigenvalues(), ref.eigenvalues(), rtol=1e-14)
+    np.testing.assert_array_equal(ssm.c_re, ref.c_re)
+
+
+@pytest.mark.parametrize("method", discretize.METHODS)
+def test_relu_transform_keeps_re_negative_and_none_does_not(method):
+    """Re(lambda) = -(relu(x) + 1e-4) < 0 for any raw leaf x (so |Abar| < 1); with none,
+    Re(lambda) = -x exactly: a negative leaf makes the mode unstable (|Abar| > 1)."""
+    raw = jax.random.uniform(jax.random.key(1), (H, N // 2), minval=-10.0, maxval=10.0)
+    relu = eqx.tree_at(lambda s: s.log_re, layers.DiagonalSSM(H, N, init="lin", method=method, real_transform="relu",
+                                                              key=jax.random.key(0)), raw)
+    lam = relu.eigenvalues()
+    assert float(lam.real.max()) == pytest.approx(-layers.RELU_FLOOR) and float(lam.real.max()) < 0
+    np.testing.assert_allclose(lam.real, -(np.maximum(raw, 0) + 1e-4), rtol=1e-14)
+    abar = discretize.discretize(lam, relu.b_re + 1j * relu.b_im, relu.step()[:, None], method).abar
+    assert float(jnp.abs(abar).max()) < 1
+    none = eqx.tree_at(lambda s: s.log_re, layers.DiagonalSSM(H, N, init="lin", method=method, real_transform="none",
+                                                              key=jax.random.key(0)), raw)
+    np.testing.assert_array_equal(none.eigenvalues().real, -raw)
+    abar = discretize.discretize(none.eigenvalues(), none.b_re + 1j * none.b_im, none.step()[:, None], method).abar
+    assert float(jnp.abs(abar).max()) > 1  # unconstrained: the ablation's point
+
+
+def test_frozen_b_receives_exactly_zero_update_per_run():
+    """train_b = 0 (a traced per-run scalar, as in a batched job) zeroes every update of B
+    while the other SSM leaves move; train_b = 1 updates B like log_dt's group (lr_ssm)."""
+    params = eqx.filter(_model(depth=2), eqx.is_array)
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.3), params)
+
+    def updates(train_b):
+        opt = optim.s4d_optimizer(lr=1e-2, lr_ssm=1e-3, weight_decay=0.1, total_steps=100, warmup_frac=0.01,
+                                  train_b=train_b)
+        state = opt.init(params)
+        for _ in range(3):
+            up, state = opt.update(grads, state, params)
+        return up
+
+    both = jax.vmap(updates)(jnp.array([1.0, 0.0]))
+    for block in both.blocks:
+        ssm = block.layer.ssm
+        for name in optim.B_LEAVES:
+            leaf = np.asarray(getattr(ssm, name))
+            assert (leaf[1] == 0).all(), name  # frozen: exactly zero
+            np.testing.assert_allclose(leaf[0], np.asarray(ssm.log_dt)[0, :1, None] * np.ones_like(leaf[0]), rtol=1e-6)
+        assert (np.asarray(ssm.log_re)[1] != 0).all() and (np.asarray(ssm.c_re)[1] != 0).all()  # the rest moves
+    model = _model(depth=2)
+    moved = eqx.apply_updates(model, jax.tree.map(lambda u: u[1], both))
+    for before, after in zip(model.ssms(), moved.ssms(), strict=True):
+        np.testing.assert_array_equal(after.b_re, before.b_re)
+        np.testing.assert_array_equal(after.b_im, before.b_im)
+
+
+@pytest.mark.parametrize("init", ["legs", "inv", "lin", "real", "random"])
+def test_rate_two_kernel_is_the_sum_of_adjacent_taps(init):
+    """Eq. 18 (ZOH): the kernel at 2 Delta is K_2l + K_2l+1 of the kernel at Delta, to 1e-12
+    (float64, relative to the largest tap); `at_rate` changes log_dt by log 2 and nothing else."""
+    ssm = layers.DiagonalSSM(H, N, init=init, method="zoh", dt_min=1e-3, dt_max=0.1, key=jax.random.key(7))
+    fast = ssm.kernel(2 * L)
+    slow = layers.at_rate(ssm, 2.0)
+    got = slow.kernel(L)
+    want = fast[:, 0::2] + fast[:, 1::2]
+    assert float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want))) < 1e-12
+    np.testing.assert_allclose(slow.step(), 2 * ssm.step(), rtol=1e-14)
+    for name in ("log_re", "im", "b_re", "b_im", "c_re", "c_im", "d"):
+        np.testing.assert_array_equal(getattr(slow, name), getattr(ssm, name))
+    assert (slow.method, slow.real_transform) == (ssm.method, ssm.real_transform)
+
+
+def test_model_at_rate_two_reads_the_signal_at_every_other_sample():
+    """The whole model at r = 2 on x[::2]: each SSM convolves with the pair sums of its rate-1
+    kernel (checked against a direct construction), every DiagonalSSM's Delta doubled, one
+    compile for any r (a traced rate)."""
+    model = _model("none", depth=2)
+    x = jax.random.normal(jax.random.key(8), (2 * L, 2))
+    slow = layers.at_rate(model, 2.0)
+    for a, b in zip(model.ssms(), slow.ssms(), strict=True):
+        np.testing.assert_allclose(b.step(), 2 * a.step(), rtol=1e-14)
+        k = a.kernel(2 * L)
+        u = jax.random.normal(jax.random.key(9), (H, L))
+        want = conv.causal_fft_conv(u, k[:, 0::2] + k[:, 1::2]) + a.d[:, None] * u
+        np.testing.assert_allclose(b(u), want, rtol=1e-10, atol=1e-12)
+    assert slow(x[::2]).shape == (L, 3)
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def run(m, r, x):
+        return layers.at_rate(m, r)(x)
+
+    for r in (1.0, 2.0, 4.0):
+        run(model, jnp.asarray(r), x[::2])
+    with pytest.raises(ValueError, match=r"`rate` \(=0\) must be > 0"):
+        layers.at_rate(model, 0)
+
+
+def test_unknown_real_transform_names_value_and_allowed():
+    with pytest.raises(ValueError, match=r"`real_transform` \(='softplus'\) is not supported; expected one of"):
+        layers.DiagonalSSM(H, N, real_transform="softplus", key=jax.random.key(0))

@@ -1,10 +1,13 @@
 """S4D layers as Equinox modules (s4d.md section 6): parameters only, the math in `ssm/*`.
 
 - `DiagonalSSM`: H independent SISO diagonal SSMs (one per channel, no tying), stored
-  as real leaves log_re, im, b_re, b_im, c_re, c_im, d, log_dt (spec D3-D4).
+  as real leaves log_re, im, b_re, b_im, c_re, c_im, d, log_dt (spec D3-D4), with the
+  real-part transform Re(lambda) = -f(log_re) of spec eq. 4 (`REAL_TRANSFORMS`).
 - `S4DLayer`: v = GELU(SSM(z)), dropout tied over time, GLU(Linear_{H -> 2H}(v)).
 - `S4DBlock`: the prenorm residual block u + Dropout(S4DLayer(LayerNorm(u))).
 - `S4DModel`: Linear encoder, a stack of blocks, pooling over time, Linear decoder.
+- `at_rate(model, r)`: the same model at sampling-rate factor r (eq. 18): every step size
+  Delta multiplied by r, nothing else changed.
 
 A model maps one sequence `(L, d_in)`; batches are `jax.vmap`ed by the caller, and the
 kernels (which do not depend on the input) are then computed once per batch. Inside the
@@ -28,6 +31,32 @@ from ssmflow.ssm.init import diagonal_init, init_log_step
 from ssmflow.ssm.kernels import vandermonde_kernel
 
 POOLINGS = ("mean", "last", "none")
+#: Re(lambda) = -f(log_re) (spec section 3, the X4 ablation): exp (default, always < 0),
+#: relu with a 1e-4 floor (always < 0), none (identity: Re(lambda) = -log_re, unconstrained)
+REAL_TRANSFORMS = ("exp", "relu", "none")
+RELU_FLOOR = 1e-4
+
+
+def real_part(raw: Float[Array, "*shape"], transform: str) -> Float[Array, "*shape"]:
+    """Re(lambda) = -f(raw) for the transform f named `transform` (one of `REAL_TRANSFORMS`)."""
+    if transform == "exp":
+        return -jnp.exp(raw)
+    if transform == "relu":
+        return -(jax.nn.relu(raw) + RELU_FLOOR)
+    if transform == "none":
+        return -raw
+    raise ValueError(f"`real_transform` (={transform!r}) is not supported; expected one of {REAL_TRANSFORMS}.")
+
+
+def real_part_inverse(re: Float[Array, "*shape"], transform: str) -> Float[Array, "*shape"]:
+    """The raw leaf that gives Re(lambda) = `re` (< 0; for relu, below -RELU_FLOOR) under `transform`."""
+    if transform == "exp":
+        return jnp.log(-re)
+    if transform == "relu":
+        return -re - RELU_FLOOR
+    if transform == "none":
+        return -re
+    raise ValueError(f"`real_transform` (={transform!r}) is not supported; expected one of {REAL_TRANSFORMS}.")
 
 
 def tied_dropout(x: Float[Array, "channel time"], rate: float, key: PRNGKeyArray | None) -> Float[Array, "channel time"]:
@@ -41,8 +70,10 @@ def tied_dropout(x: Float[Array, "channel time"], rate: float, key: PRNGKeyArray
 class DiagonalSSM(eqx.Module):
     """H diagonal SSMs with N/2 conjugate-pair modes each, applied by FFT convolution.
 
-    Re(lambda) = -exp(log_re) < 0 for any value of the leaves, so every discrete
-    eigenvalue has modulus < 1 after any gradient step.
+    With `real_transform` exp (default) or relu, Re(lambda) = -f(log_re) < 0 for any value
+    of the leaves, so every discrete eigenvalue has modulus < 1 after any gradient step;
+    with none, Re(lambda) = -log_re is unconstrained (the leaf keeps its name: it is the
+    raw real-part parameter whatever f is).
     """
 
     log_re: Float[Array, "channel mode"]
@@ -54,23 +85,27 @@ class DiagonalSSM(eqx.Module):
     d: Float[Array, " channel"]
     log_dt: Float[Array, " channel"]
     method: str = eqx.field(static=True)
+    real_transform: str = eqx.field(static=True)
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
-                 legs_b: str = "paper", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
         """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
         `ssmflow.ssm.init.ALL_INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
         log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
         of lambda; `legs_b`: S4D-LegS's B, "paper" or "official" (`ssm.init.legs_input_weights`);
-        `key`: PRNG key (C, D, Delta and the random init)."""
+        `real_transform`: f of Re(lambda) = -f(log_re), one of `REAL_TRANSFORMS` (the init's
+        lambda is the same for each); `key`: PRNG key (C, D, Delta and the random init)."""
         if method not in METHODS:
             raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
+        if real_transform not in REAL_TRANSFORMS:
+            raise ValueError(f"`real_transform` (={real_transform!r}) is not supported; expected one of {REAL_TRANSFORMS}.")
         if not real_scale > 0:
             raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
         k_init, k_c, k_d, k_dt = jax.random.split(key, 4)
         lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale,
                                legs_b=legs_b)
-        self.log_re = jnp.log(-lam.real)
+        self.log_re = real_part_inverse(lam.real, real_transform)
         self.im = lam.imag
         self.b_re, self.b_im = b.real, b.imag
         c = jax.random.normal(k_c, (2, channels, state_size // 2), dtype=lam.real.dtype) * jnp.sqrt(0.5)
@@ -78,10 +113,11 @@ class DiagonalSSM(eqx.Module):
         self.d = jax.random.normal(k_d, (channels,), dtype=lam.real.dtype)
         self.log_dt = init_log_step(k_dt, channels, dt_min, dt_max)
         self.method = method
+        self.real_transform = real_transform
 
     def eigenvalues(self) -> Complex[Array, "channel mode"]:
-        """lambda = -exp(log_re) + i im (eq. 4)."""
-        return -jnp.exp(self.log_re) + 1j * self.im
+        """lambda = -f(log_re) + i im (eq. 4; f = exp by default)."""
+        return real_part(self.log_re, self.real_transform) + 1j * self.im
 
     def step(self) -> Float[Array, " channel"]:
         """The step size Delta = exp(log_dt) of each channel."""
@@ -106,10 +142,10 @@ class S4DLayer(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 legs_b: str = "paper", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
         k_ssm, k_out = jax.random.split(key)
         self.ssm = DiagonalSSM(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                               imag_scale=imag_scale, legs_b=legs_b, key=k_ssm)
+                               imag_scale=imag_scale, legs_b=legs_b, real_transform=real_transform, key=k_ssm)
         self.out = eqx.nn.Linear(channels, 2 * channels, key=k_out)
         self.dropout = dropout
 
@@ -128,10 +164,11 @@ class S4DBlock(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 legs_b: str = "paper", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
         self.norm = eqx.nn.LayerNorm(channels)
         self.layer = S4DLayer(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                              imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, key=key)
+                              imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform,
+                              key=key)
         self.dropout = dropout
 
     def __call__(self, u: Float[Array, "channel time"], *, key: PRNGKeyArray | None = None) -> Float[Array, "channel time"]:
@@ -154,11 +191,12 @@ class S4DModel(eqx.Module):
 
     def __init__(self, d_in: int, d_out: int, *, channels: int, state_size: int, depth: int, init: str = "legs",
                  method: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0,
-                 dropout: float = 0.0, pooling: str = "mean", legs_b: str = "paper", key: PRNGKeyArray):
+                 dropout: float = 0.0, pooling: str = "mean", legs_b: str = "paper", real_transform: str = "exp",
+                 key: PRNGKeyArray):
         """**Arguments:** `d_in`, `d_out`: input features and outputs; `channels`: H;
         `state_size`: N; `depth`: number of blocks; `init`, `method`, `dt_min`, `dt_max`,
-        `imag_scale`, `legs_b`: as `DiagonalSSM`; `dropout`: rate; `pooling`: "mean", "last" or
-        "none"; `key`: PRNG key."""
+        `imag_scale`, `legs_b`, `real_transform`: as `DiagonalSSM`; `dropout`: rate; `pooling`:
+        "mean", "last" or "none"; `key`: PRNG key."""
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` (={pooling!r}) is not supported; expected one of {POOLINGS}.")
         if depth < 1:
@@ -167,7 +205,7 @@ class S4DModel(eqx.Module):
         self.encoder = eqx.nn.Linear(d_in, channels, key=k_enc)
         self.blocks = tuple(
             S4DBlock(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                     imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, key=k)
+                     imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform, key=k)
             for k in k_blocks
         )
         self.decoder = eqx.nn.Linear(channels, d_out, key=k_dec)
@@ -189,3 +227,27 @@ class S4DModel(eqx.Module):
     def ssms(self) -> tuple[DiagonalSSM, ...]:
         """The diagonal SSM of every block, first to last."""
         return tuple(block.layer.ssm for block in self.blocks)
+
+
+def at_rate(model, rate: float | Float[Array, ""]):
+    """`model` (any pytree of `DiagonalSSM`s: an `S4DModel`, block or layer) run at
+    sampling-rate factor `rate`: every step size Delta multiplied by r (eq. 18), every
+    other leaf and the code path unchanged, so a model trained on sequences sampled
+    every Delta reads the same continuous signal sampled every r Delta (e.g. r = 2: the
+    input at every other sample). For ZOH the rate-2 kernel is exactly the sum of
+    adjacent pairs of taps of the rate-1 kernel, K^(2 Delta)_l = K^(Delta)_2l + K^(Delta)_2l+1.
+
+    **Arguments:** `model`; `rate`: r > 0 (a traced scalar is fine: no recompilation per r).
+    **Returns:** the model with log_dt + log r in every `DiagonalSSM`.
+    """
+    if isinstance(rate, int | float) and not rate > 0:
+        raise ValueError(f"`rate` (={rate}) must be > 0 (the factor multiplying every step size Delta).")
+    def is_ssm(node) -> bool:
+        return isinstance(node, DiagonalSSM)
+
+    ssms = [node for node in jax.tree.leaves(model, is_leaf=is_ssm) if is_ssm(node)]
+    if not ssms:
+        raise ValueError(f"`model` (a {type(model).__name__}) holds no DiagonalSSM whose step size a rate could change.")
+    shift = jnp.log(jnp.asarray(rate, ssms[0].log_dt.dtype))
+    return eqx.tree_at(lambda m: [node.log_dt for node in jax.tree.leaves(m, is_leaf=is_ssm) if is_ssm(node)], model,
+                       replace=[node.log_dt + shift for node in ssms])

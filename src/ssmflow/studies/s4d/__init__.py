@@ -8,6 +8,9 @@ Grid: each experiment trains one task on init x disc x N x seed. N and disc chan
 shapes or the compiled program, so each (N, disc) pair is one job (a shard); init only
 changes initial values, so the five inits and the seeds are batched inside the job,
 paired: a seed gives every init the same C, D, Delta, encoder/decoder and minibatches.
+An X4 ablation experiment adds the axes `real_transform` (a job axis: it changes the
+code of Re(lambda)) and `B` (trained or frozen: a per-run scale of B's updates, batched
+and paired like init).
 """
 
 from __future__ import annotations
@@ -16,16 +19,23 @@ from pathlib import Path
 
 from ssmflow.study import Stage, Study, StudyStore, experiment_inputs, select_spec
 
-#: axes that change shapes or code paths: one job (shard) per combination
-SHARD_AXES = ("N", "disc")
+#: axes that change shapes or code paths: one job (shard) per combination (the X4 ablation's
+#: real-part transform only where an experiment gives it; B trained or frozen is a per-run
+#: scale of B's updates, batched like init)
+SHARD_AXES = ("N", "disc", "real_transform")
 #: canonical run dims of the trajectory stores; seed is added by the job
-RUN_DIMS = ("init", "disc", "N")
+RUN_DIMS = ("init", "disc", "N", "real_transform", "B")
 #: categorical run dims, stored as readable string labels
-CATEGORICAL = ("init", "disc")
+CATEGORICAL = ("init", "disc", "real_transform", "B")
+#: the X4 ablation axes and the value an experiment without the axis trains
+ABLATION_AXES = {"real_transform": "exp", "B": "trained"}
 #: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
 WHOLE_DIMS = ("step", "seed", "layer", "channel", "mode")
 #: ragged dims: shards with fewer entries are NaN-padded when gathered
 PAD_DIMS = ("mode",)
+#: the settings (config keys of an experiment) each task's fixed data depends on
+DATA_SETTINGS = {"sdigits": ("image_size",), "psdigits": ("image_size",), "delay": ("length", "lag", "n_eval"),
+                 "adding": ("length", "n_val", "n_test"), "tones": ("length", "n_val", "n_test")}
 
 
 def check_config(cfg: dict) -> list[str]:
@@ -46,15 +56,30 @@ def check_config(cfg: dict) -> list[str]:
     return msgs
 
 
-#: figure name -> what it reads: "traj" (every experiment's trajectories + metrics) or "limit"
-FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj"}
+#: figure name -> what it reads: "traj" (the trajectories + metrics of every experiment of
+#: the init x disc x N grid), "ablation" (those of every experiment with an X4 ablation axis)
+#: or "limit"
+FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj",
+           "ablation": "ablation"}
+
+
+def is_ablation(exp: dict) -> bool:
+    """Whether an experiment's config gives an X4 ablation axis (its stores have those dims)."""
+    return any(a in exp.get("axes", {}) for a in ABLATION_AXES)
 
 
 def figure_inputs(experiments) -> dict[str, list[str]]:
-    """The figures a config draws, each with the experiments whose stores it reads."""
-    return {fig: (list(experiments) if what == "traj" else []) for fig, what in FIGURES.items()}
-
-
+    """The figures a config draws, each with the experiments whose stores it reads (a figure
+    with no experiment to read is left out, except the kernel limit, which reads none)."""
+    out = {}
+    for fig, what in FIGURES.items():
+        if what == "limit":
+            out[fig] = []
+            continue
+        exps = [e for e, exp in experiments.items() if is_ablation(exp) == (what == "ablation")]
+        if exps:
+            out[fig] = exps
+    return out
 def figures(section: dict) -> dict[str, dict[str, str]]:
     """Every figure of the config's s4d section with the stores it reads."""
     out = {}
@@ -68,9 +93,7 @@ def figures(section: dict) -> dict[str, dict[str, str]]:
 
 def data_keys(spec: dict) -> dict:
     """What an experiment's data store depends on: the task's settings and the precision."""
-    task = spec["settings"]["task"]
-    settings = ("task", "image_size") if task == "sdigits" else ("task", "length", "lag", "n_eval")
-    return select_spec(spec, settings=settings, common=("precision",))
+    return select_spec(spec, settings=("task", *DATA_SETTINGS[spec["settings"]["task"]]), common=("precision",))
 
 
 STUDY = Study(

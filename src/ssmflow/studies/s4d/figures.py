@@ -2,13 +2,15 @@
 
 Each figure reads only the stores its rule passes in (a `FigureInputs`, as the study's
 `figures` in `studies/s4d/__init__.py` declares them): every configured experiment's
-`trajectories`, in the config's order, or the study store `kernel_limit`.
+`trajectories`, in the config's order, or the study store `kernel_limit`. The init x
+disc x N figures read the experiments without X4 ablation axes, `ablation` those with.
 
 - `spectra`: the initial eigenvalues of every init in the complex plane (trajectories, step 0);
 - `kernel_limit`: the LegS kernel-limit errors against N, and the basis at one N;
 - `accuracy`: final test metric by init x disc x N, seed by seed, for every experiment;
 - `curves`: validation metric against training step (seed mean and +/- 1 sd);
-- `drift`: eigenvalues at init and after training, and how far Im and Re moved.
+- `drift`: eigenvalues at init and after training, and how far Im and Re moved;
+- `ablation` (F8): final test metric per real-part transform and B trained/frozen, per init.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from ssmflow.study import FigureInputs
 
 INIT_LABELS = {"legs": "S4D-LegS", "inv": "S4D-Inv", "lin": "S4D-Lin", "real": "S4D-Real", "random": "random",
                "rand-lognormal": "random (official, lognormal)"}
-METRIC_LABELS = {"accuracy": "test accuracy", "r2": r"test $R^2$ (1 - MSE)"}
+METRIC_LABELS = {"accuracy": "test accuracy", "r2": r"test $R^2$ (1 - MSE)", "mse": "test MSE (log)"}
 DISC_STYLE = {"zoh": "-", "bilinear": "--"}
+#: the X4 transforms in the spec's order (a gathered store sorts them by name)
+TRANSFORM_ORDER = ("exp", "relu", "none")
 
 
 def _experiments(inputs: FigureInputs) -> list[str]:
@@ -49,7 +53,8 @@ def _init_palette(inits) -> dict:
 
 def _title(ds: xr.Dataset, exp: str) -> str:
     task = ds.attrs.get("task", exp)
-    detail = f"L = {ds.attrs.get('length')}" + (f", lag {ds.attrs.get('lag')}" if task == "delay" else "")
+    detail = f"{task}, L = {ds.attrs.get('length')}" if task != exp else f"L = {ds.attrs.get('length')}"
+    detail += f", lag {ds.attrs.get('lag')}" if task == "delay" else ""
     return f"{exp} ({detail})"
 
 
@@ -136,7 +141,14 @@ def _experiment_by_n_grid(inputs: FigureInputs, row_height: float):
 
 
 #: y range and chance level per metric
-METRIC_RANGE = {"accuracy": ((0.0, 1.0), 0.1, "chance"), "r2": ((-0.05, 1.0), 0.0, "predict 0")}
+METRIC_RANGE = {"accuracy": ((0.0, 1.0), 0.1, "chance"), "r2": ((-0.05, 1.0), 0.0, "predict 0"),
+                "mse": (None, 1 / 6, "predict 1")}
+
+
+def _metric_axis(ax, metric: str | None) -> None:
+    """A log y axis for MSE (lower is better, spread over decades)."""
+    if metric == "mse":
+        ax.set_yscale("log")
 
 
 def figure_accuracy(inputs: FigureInputs) -> plt.Figure:
@@ -165,6 +177,7 @@ def figure_accuracy(inputs: FigureInputs) -> plt.Figure:
                 ax.text(len(order) - 0.5, chance, f" {chance_label}", va="bottom", ha="right", fontsize="x-small", color="gray")
             ax.set(title=f"{_title(ds, exp)}, N = {n}", xlabel="", ylim=ylim,
                    ylabel=METRIC_LABELS.get(metric, "test metric") if col == 0 else "")
+            _metric_axis(ax, metric)
             ax.tick_params(axis="x", labelrotation=20)
     fig.legend(handles=[Line2D([], [], color=c, marker="o", lw=2, label=d) for d, c in palette.items()],
                loc="outside lower center", ncol=len(discs),
@@ -190,6 +203,7 @@ def figure_curves(inputs: FigureInputs) -> plt.Figure:
                    ylabel="validation " + METRIC_LABELS.get(ds.attrs.get("metric"), "metric").replace("test ", ""))
             if ds.attrs.get("metric") == "r2":
                 ax.set_ylim(-0.3, 1.05)
+            _metric_axis(ax, ds.attrs.get("metric"))
     handles = [Line2D([], [], color=c, lw=2, label=INIT_LABELS.get(i, i)) for i, c in palette.items()]
     handles += [Line2D([], [], color="k", ls=ls, label=d) for d, ls in DISC_STYLE.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), title="seed mean, band +/- 1 sd")
@@ -246,8 +260,63 @@ def figure_drift(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
+def figure_ablation(inputs: FigureInputs) -> plt.Figure:
+    """F8: final test metric per real-part transform (x) and B trained or frozen (hue), one
+    panel per (experiment, disc, N) and init; bars the seed mean, dots the seeds, diverged runs counted."""
+    sets = [(e, _open(inputs, e)) for e in _experiments(inputs)]
+    rows = [(e, ds, d, n) for e, ds in sets for d in ds.disc.values for n in ds.N.values]
+    n_cols = max(ds.sizes["init"] for _, ds in sets)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.8 * n_cols, 3.4 * len(rows)), layout="constrained",
+                             squeeze=False)
+    palette = {"trained": sns.color_palette("Set2")[0], "frozen": sns.color_palette("Set2")[1]}
+    for row, (exp, ds, disc, n) in enumerate(rows):
+        sel = ds.sel(disc=disc, N=n)
+        metric = ds.attrs.get("metric")
+        for col in range(n_cols):
+            ax = axes[row, col]
+            if col >= ds.sizes["init"]:
+                ax.set_visible(False)
+                continue
+            init = ds.init.values[col]
+            one = sel.sel(init=init)
+            if "real_transform" not in one.dims:
+                one = one.expand_dims(real_transform=["exp"])
+            if "B" not in one.dims:
+                one = one.expand_dims(B=["trained"])
+            df = one.test_metric.to_dataframe().reset_index()
+            df["real_transform"], df["B"] = df["real_transform"].astype(str), df["B"].astype(str)
+            have = [str(v) for v in one.real_transform.values]
+            order = [t for t in TRANSFORM_ORDER if t in have] + [t for t in have if t not in TRANSFORM_ORDER]
+            hue_order = [str(v) for v in one.B.values]
+            sns.barplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
+                        palette=palette, errorbar=None, alpha=0.6, legend=False)
+            sns.stripplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
+                          palette=palette, dodge=True, size=5, legend=False, edgecolor="k", linewidth=0.5)
+            ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
+            if chance is not None:
+                ax.axhline(chance, color="gray", lw=0.8, ls=":")
+            _metric_axis(ax, metric)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
+            diverged = (one.diverged_at >= 0).sum(["seed"]) if "diverged_at" in one else None
+            for k, rt in enumerate(order):
+                for j, b in enumerate(hue_order):
+                    n_div = int(diverged.sel(real_transform=rt, B=b)) if diverged is not None else 0
+                    if n_div:
+                        ax.text(k + (j - 0.5) * 0.4, 0.02, f"{n_div} div.", transform=ax.get_xaxis_transform(),
+                                ha="center", fontsize="x-small", color="firebrick")
+            ax.set(title=f"{_title(ds, exp)}, {disc}, N = {n}: {INIT_LABELS.get(init, init)}",
+                   xlabel=r"real-part transform $f$, Re $\lambda = -f(x)$",
+                   ylabel=METRIC_LABELS.get(metric, "test metric") if col == 0 else "")
+    handles = [Line2D([], [], color=c, marker="s", lw=0, markersize=9, label=f"B {b}") for b, c in palette.items()]
+    handles.append(Line2D([], [], color="gray", ls=":", label="chance / predict 1"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles),
+               title=f"bars: mean over {sets[0][1].sizes['seed']} seeds, dots: seeds (diverged runs counted at the bottom)")
+    return fig
+
+
 DRAW = {"spectra": figure_spectra, "kernel_limit": figure_kernel_limit, "accuracy": figure_accuracy,
-        "curves": figure_curves, "drift": figure_drift}
+        "curves": figure_curves, "drift": figure_drift, "ablation": figure_ablation}
 
 
 def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:

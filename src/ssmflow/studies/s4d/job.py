@@ -1,6 +1,7 @@
 """One `s4d` training job: a shard spec in, a labelled trajectory Dataset out.
 
-A shard is one (N, disc) pair of an experiment; its runs are init x seed, trained
+A shard is one (N, disc) pair of an experiment (and, in an X4 ablation experiment, one
+real-part transform); its runs are init x seed (x B trained or frozen), trained
 together by the shared engine (`ssmflow.train`) in one compiled scan. The engine records
 every parameter at the recording steps; afterwards this job evaluates each snapshot on
 the validation set (and the last one on the test set) and extracts what the study
@@ -13,7 +14,8 @@ generated batches (delay) are drawn per step from the run's training-stream key.
 Pairing: the model key depends on (experiment, N, seed) and the training stream
 (minibatches, dropout) on (experiment, seed) only, so the inits and both
 discretizations of a seed start from the same C, D, Delta and linear layers and see
-the same data.
+the same data; so do a seed's runs with B trained and frozen, and with each real-part
+transform (every transform starts from the same lambda).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ssmflow import grid, store, train
 from ssmflow.config import digest
 from ssmflow.ssm.layers import S4DModel
 from ssmflow.ssm.optim import s4d_optimizer
+from ssmflow.studies.s4d import ABLATION_AXES
 from ssmflow.studies.s4d import data as s4d_data
 from ssmflow.studies.s4d.tasks import Split, Task, task_info
 
@@ -46,13 +49,24 @@ def record_schedule(steps: int, points: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, steps - 1, points)).astype(np.int64))
 
 
+def real_transform(spec: dict) -> str:
+    """The shard's real-part transform: its `real_transform` axis value, else the default (exp)."""
+    return str(spec["axes"].get("real_transform", [ABLATION_AXES["real_transform"]])[0])
+
+
+def b_values(spec: dict) -> list[str]:
+    """The shard's choices of B (trained, frozen), batched: its `B` axis, else [trained]."""
+    return [str(v) for v in spec["axes"].get("B", [ABLATION_AXES["B"]])]
+
+
 def build_model(task: Task, spec: dict, init: str, key) -> S4DModel:
     """The initial model of one run."""
     model, exp = spec["common"]["model"], spec["settings"]
     return S4DModel(
         task.d_in, task.d_out, channels=model["channels"], state_size=int(spec["axes"]["N"][0]), depth=model["depth"],
         init=init, method=spec["axes"]["disc"][0], dt_min=model["dt_min"], dt_max=model["dt_max"],
-        dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"], key=key,
+        dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"],
+        real_transform=real_transform(spec), key=key,
     )
 
 
@@ -134,10 +148,10 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     s4d_data.check_matches(spec, data)
     data_digest = str(data.attrs.get("config_digest", ""))
     data = s4d_data.task_data(data)
-    inits, seeds = list(spec["axes"]["init"]), grid.seed_values(spec)
-    rows = list(itertools.product(inits, seeds))
+    inits, bs, seeds = list(spec["axes"]["init"]), b_values(spec), grid.seed_values(spec)
+    rows = list(itertools.product(inits, bs, seeds))
     models, stream_keys = [], []
-    for init, seed in rows:
+    for init, _, seed in rows:
         model_key, stream_key = run_keys(spec, seed)
         models.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key)))
         stream_keys.append(stream_key)
@@ -145,7 +159,8 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     static = eqx.partition(models[0], eqx.is_array)[1]
     treedef = jax.tree.structure(params[0])
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params[0]))
-    runs = dict(key=jnp.stack(stream_keys), params0=jax.tree.map(lambda *xs: jnp.stack(xs), *params))
+    runs = dict(key=jnp.stack(stream_keys), params0=jax.tree.map(lambda *xs: jnp.stack(xs), *params),
+                train_b=jnp.asarray([float(b == "trained") for _, b, _ in rows], jnp.result_type(float)))
     if data.train is not None:
         x_train = jnp.asarray(data.train.x, jnp.result_type(float))
         y_train = jnp.asarray(data.train.y)
@@ -153,9 +168,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
                     y_train=jnp.broadcast_to(y_train, (len(rows), *y_train.shape)))
     n_steps, batch = settings["steps"], settings["batch"]
     rec = record_schedule(n_steps, settings["record_points"])
-    optimizer = s4d_optimizer(lr=common["optim"]["lr"], lr_ssm=common["optim"]["lr_ssm"],
-                              weight_decay=common["optim"]["weight_decay"], total_steps=n_steps,
-                              warmup_frac=common["optim"]["warmup"])
+    optim = common["optim"]
 
     def init_fn(run):
         return eqx.combine(run["params0"], static)
@@ -170,9 +183,9 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
         leaves = jax.tree.leaves(eqx.filter(model, eqx.is_array))
         return {f"param{i:03d}": leaf for i, leaf in enumerate(leaves)}
 
-    def optimizer_fn(run):
-        del run  # one optimizer for every run of the shard
-        return optimizer
+    def optimizer_fn(run):  # B trained (train_b = 1) or frozen (0), per run
+        return s4d_optimizer(lr=optim["lr"], lr_ssm=optim["lr_ssm"], weight_decay=optim["weight_decay"],
+                             total_steps=n_steps, warmup_frac=optim["warmup"], train_b=run["train_b"])
 
     n_chunks = max(2, math.ceil(n_steps / common["chunk_steps"]))
     res = train.train_ensemble(
@@ -187,12 +200,14 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     spec_vals = spectra(static, treedef, flat)
     log.info("trained %d runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
              res.steps_per_second, time.perf_counter() - t0 - t_train)
-    shape = (len(inits), 1, 1, len(seeds))
+    extra_dims = [a for a in ABLATION_AXES if a in spec["axes"]]  # X4 ablation experiments only
+    run_dims = ("init", "disc", "N", *extra_dims, "seed")
+    shape = (len(inits), 1, 1, *[len(spec["axes"][a]) if a == "B" else 1 for a in extra_dims], len(seeds))
     n_rec = len(rec)
 
     def per_run(a, *dims):
         a = np.asarray(a)
-        return (("init", "disc", "N", "seed", *dims), a.reshape(shape + a.shape[1:]))
+        return ((*run_dims, *dims), a.reshape(shape + a.shape[1:]))
 
     def per_record(a, *dims):
         a = np.asarray(a)
@@ -220,6 +235,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
             "N": np.asarray(spec["axes"]["N"]), "seed": np.asarray(seeds), "step": rec,
             "layer": np.arange(model["depth"]), "channel": np.arange(model["channels"]),
             "mode": np.arange(int(spec["axes"]["N"][0]) // 2),
+            **{a: np.array(spec["axes"][a], dtype=object) for a in extra_dims},
         },
     )
     ds.attrs = store.provenance(
