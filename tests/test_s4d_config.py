@@ -51,6 +51,11 @@ BAD = {
                          ["s4d.experiments.tones.length", "101", "even integer"]),
     "delay key on adding": (lambda c: c["s4d"]["experiments"].update(adding={"task": "adding", "lag": 0.5}),
                             ["s4d.experiments.adding", "lag"]),
+    "rate change off tones": (lambda c: c["s4d"]["experiments"]["delay"].update(rate_change={"rate": 2}),
+                              ["s4d.experiments.delay", "rate_change"]),
+    "rate change other than 2": (lambda c: c["s4d"]["experiments"].update(
+        tones={"task": "tones", "length": 32, "rate_change": {"rate": 3}, "axes": {"init": ["lin"], "disc": ["zoh"], "N": [4]}}),
+        ["s4d.experiments.tones.rate_change.rate", "3", "2"]),
 }
 
 

@@ -60,7 +60,7 @@ def check_config(cfg: dict) -> list[str]:
 #: the init x disc x N grid), "ablation" (those of every experiment with an X4 ablation axis)
 #: or "limit"
 FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj",
-           "ablation": "ablation"}
+           "ablation": "ablation", "rate": "rate"}
 
 
 def is_ablation(exp: dict) -> bool:
@@ -76,7 +76,10 @@ def figure_inputs(experiments) -> dict[str, list[str]]:
         if what == "limit":
             out[fig] = []
             continue
-        exps = [e for e, exp in experiments.items() if is_ablation(exp) == (what == "ablation")]
+        if what == "rate":  # F9: the experiments that evaluate their models at another rate (X5)
+            exps = [e for e, exp in experiments.items() if "rate_change" in exp]
+        else:
+            exps = [e for e, exp in experiments.items() if is_ablation(exp) == (what == "ablation")]
         if exps:
             out[fig] = exps
     return out
@@ -86,6 +89,8 @@ def figures(section: dict) -> dict[str, dict[str, str]]:
     for fig, exps in figure_inputs(section["experiments"]).items():
         if FIGURES[fig] == "limit":
             out[fig] = {"kernel_limit": "legs_convergence.zarr"}
+        elif FIGURES[fig] == "rate":
+            out[fig] = {k: v for e in exps for k, v in experiment_inputs("s4d", e, ("rate",)).items()}
         else:
             out[fig] = {k: v for e in exps for k, v in experiment_inputs("s4d", e, ("trajectories", "metrics_csv")).items()}
     return out
@@ -106,7 +111,10 @@ STUDY = Study(
     whole_dims=WHOLE_DIMS,
     pad_dims=PAD_DIMS,
     stages=(Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories",), writes="metrics", csv=True,
-                  headline=("test_metric", "best_val_metric", "final_train_loss", "diverged")),),
+                  headline=("test_metric", "best_val_metric", "final_train_loss", "diverged")),
+            # X5: the saved tones models at another sampling rate (experiments with `rate_change`; no training)
+            Stage("rate", "rate", "rate_dataset", reads=("data", "models"), writes="rate", settings="rate_change")),
+    model_template="model_template",  # job.model_template: trained models are kept (ssmflow.models)
     # the S4D-LegS basis against the exact LegS basis for every N of the config (float64)
     study_stores=(StudyStore("kernel_limit", "legs_convergence.zarr", "legs_limit", "convergence_store", config_key="kernel_limit",
                              whole_dims=("N", "measure", "dt", "c", "kind", "k", "t")),),

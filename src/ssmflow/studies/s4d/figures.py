@@ -315,8 +315,39 @@ def figure_ablation(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
+def figure_rate(inputs: FigureInputs) -> plt.Figure:
+    """F9 (X5): test accuracy of the saved models at their training rate (r = 1) against the
+    half-rate test set read with Delta x r (eq. 18), per init: one line per seed, per (experiment, disc, N)."""
+    exps = inputs.experiments("rate")
+    panels = []
+    for exp in exps:
+        ds = inputs.open("rate", exp).load()
+        for disc in ds.disc.values:
+            for n in ds.N.values:
+                panels.append((exp, ds.sel(disc=disc, N=n), disc, n))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 4.6 * len(panels)), 4.4), layout="constrained", squeeze=False)
+    for ax, (exp, ds, disc, n) in zip(axes[0], panels, strict=True):
+        inits = list(ds.init.values)
+        palette = _init_palette(inits)
+        r = float(ds.rate.values[-1])
+        for init in inits:
+            one = ds.sel(init=init)
+            for extra in [d for d in one.test_metric.dims if d not in ("seed", "rate")]:
+                one = one.isel({extra: 0})  # X5 runs on the main grid; an ablation axis would take its default first
+            acc = one.test_metric.transpose("seed", "rate").values
+            for k, row in enumerate(acc):
+                ax.plot([1, r], row, color=palette[init], marker="o", alpha=0.8, label=INIT_LABELS.get(init, init) if k == 0 else None)
+        ax.axhline(0.1, color="gray", lw=0.8, ls=":")
+        ax.set(xticks=[1, r], xticklabels=["r = 1 (L)", f"r = {r:g} (L/{r:g}, $\\Delta \\times {r:g}$)"], xlim=(0.8, r + 0.2),
+               ylim=(0, 1.02), ylabel="test accuracy", title=f"{_title(ds, exp)}, {disc}, N = {n}")
+        ax.legend(fontsize="x-small", title="init (lines: seeds)")
+    fig.suptitle("F9 (X5): zero-shot sampling-rate change of the saved models (no retraining)\n"
+                 "S4: r = 2 keeps >= 0.9 of the r = 1 accuracy (LegS, Inv, Lin)")
+    return fig
+
+
 DRAW = {"spectra": figure_spectra, "kernel_limit": figure_kernel_limit, "accuracy": figure_accuracy,
-        "curves": figure_curves, "drift": figure_drift, "ablation": figure_ablation}
+        "curves": figure_curves, "drift": figure_drift, "ablation": figure_ablation, "rate": figure_rate}
 
 
 def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ssmflow import grid, store, train
+from ssmflow import grid, models, store, train
 from ssmflow.config import digest
 from ssmflow.ssm.layers import S4DModel
 from ssmflow.ssm.optim import s4d_optimizer
@@ -68,6 +68,15 @@ def build_model(task: Task, spec: dict, init: str, key) -> S4DModel:
         dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"],
         real_transform=real_transform(spec), key=key,
     )
+
+
+def model_template(spec: dict) -> S4DModel:
+    """A model shaped like one run's trained model of the shard `spec` (arrays as
+    `jax.ShapeDtypeStruct`s; every init of a shard has the same shapes): what
+    `ssmflow.models.load` fills with a saved run."""
+    task = task_info(spec["settings"])
+    arrays, static = train.model_skeleton(lambda k: build_model(task, spec, spec["axes"]["init"][0], k), jax.random.key(0))
+    return eqx.combine(arrays, static)
 
 
 def run_keys(spec: dict, seed: int) -> tuple[jax.Array, jax.Array]:
@@ -150,13 +159,13 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     data = s4d_data.task_data(data)
     inits, bs, seeds = list(spec["axes"]["init"]), b_values(spec), grid.seed_values(spec)
     rows = list(itertools.product(inits, bs, seeds))
-    models, stream_keys = [], []
+    built, stream_keys = [], []
     for init, _, seed in rows:
         model_key, stream_key = run_keys(spec, seed)
-        models.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key)))
+        built.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key)))
         stream_keys.append(stream_key)
-    params = [eqx.filter(m, eqx.is_array) for m in models]
-    static = eqx.partition(models[0], eqx.is_array)[1]
+    params = [eqx.filter(m, eqx.is_array) for m in built]
+    static = eqx.partition(built[0], eqx.is_array)[1]
     treedef = jax.tree.structure(params[0])
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params[0]))
     runs = dict(key=jnp.stack(stream_keys), params0=jax.tree.map(lambda *xs: jnp.stack(xs), *params),
@@ -222,6 +231,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
         "diverged_at": per_run(np.where(res.diverged_at >= 0, res.diverged_at, -1)),
         "n_params": per_run(np.full(len(rows), n_params)),
         "wall_s": per_run(np.full(len(rows), time.perf_counter() - t0)),
+        models.MODEL_VAR: per_run(models.run_bytes(res.final_params), models.MODEL_DIM),  # each run's trained model
     }
     for name in ("lambda_re", "lambda_im", "cb_re", "cb_im"):
         variables[name] = per_record(spec_vals[name], "layer", "channel", "mode")
