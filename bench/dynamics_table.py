@@ -5,8 +5,9 @@
 Reads RESULTS/dynamics/<experiment>/metrics.csv of whichever experiments exist (the
 default config's or `config/paper.yaml`'s grid) and prints one line per check, with the
 number of runs it covers: GD against the closed forms (F1, F1c, F2, F4, F5), the exact
-discrete GD maps (F1, F4) and the N-scaling slopes of F3 (balanced half-times, lazy
-fitted time constants). The definitions are those of the README's table.
+discrete GD maps (F1, F4), the N-scaling slopes of F3 (balanced half-times, lazy
+fitted time constants) and F3fixed's steps to 50 % / 90 % of p* at one shared lam. The
+definitions are those of the README's table.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ def rows(results: Path) -> list[tuple[str, str, int]]:
         lazy = ident[np.isclose(ident.balance, -20.0)]
         rel = (lazy.tau_fit - lazy.tau_term).abs() / lazy.tau_term
         out.append(("F3 lazy: fitted time constant vs theory (tau_term), max rel. error", f"{100 * rel.max():.2f} %", len(lazy)))
+    if (f3f := load("F3fixed")) is not None:
+        err = max(((f3f[k] - f3f[f"{k}_th"]).abs() / f3f[f"{k}_th"]).max() for k in ("k_half", "k_90"))
+        out.append(("F3fixed (one lam for all runs): GD steps to 50 % / 90 % of p* vs (26)-(28) / lam, max rel. error",
+                    f"{100 * err:.2f} %", len(f3f)))
+        n = f3f.N.max()
+        tot = f3f[(f3f.N == n) & (f3f.init_norm == "total")].groupby("param")[["k_half", "k_90"]].mean()
+        ratio = tot.loc["untied"] / tot.loc["tied"]
+        out.append((f"F3fixed N = {n}, total init: untied / tied steps to 50 % / 90 % (27): N",
+                    f"{ratio.k_half:.3f} / {ratio.k_90:.3f}", len(f3f[(f3f.N == n) & (f3f.init_norm == "total")])))
     if (f4 := load("F4")) is not None:
         out.append(("F4 depth: GD vs ODE (21), max abs error / p*", f"{f4.max_abs_err_p.max():.2g}", len(f4)))
         out.append(("F4 exact map (24)", f"{f4.max_rel_err_map.max():.2g}", len(f4)))

@@ -309,3 +309,40 @@ def test_icl_undeclared_experiment_is_a_key_error(tmp_path):
     inputs = FigureInputs({"trajectories/E1": tmp_path / "E1/trajectories.zarr", "theory/E1": tmp_path / "E1/theory.zarr"})
     with pytest.raises(KeyError, match=r"'trajectories/E4' was not declared; declared: \['theory/E1', 'trajectories/E1'\]"):
         figures.make_figure("F1_E4", inputs, tmp_path / "F1_E4.png")
+
+
+def f3fixed_run(ns=(1, 8)) -> tuple[xr.Dataset, xr.Dataset, pd.DataFrame]:
+    """An F3fixed-like experiment: N x param x init_norm x seed x step, steps to 50 % / 90 % as (27) has them."""
+    params, norms, seeds, steps = ["tied", "untied"], ["per_state", "total"], [0, 1], 30
+    dims = ("N", "param", "init_norm", "seed")
+    shape = (len(ns), 2, 2, 2)
+    n = np.asarray(ns, float)[:, None, None, None]
+    speed = np.where(np.array(params)[None, :, None, None] == "tied", n, 1.0)  # tied: N times fewer steps
+    k_half = np.broadcast_to(2e4 / speed, shape) * (1 + 1e-3 * RNG.normal(size=shape))
+    k = np.broadcast_to(np.geomspace(1, 1e5, steps), (*shape, steps))
+    p = 1 / (1 + np.exp(-(k / k_half[..., None] - 1) * 5))
+    coords = {"N": list(ns), "param": np.array(params, dtype=object), "init_norm": np.array(norms, dtype=object),
+              "seed": seeds, "step": np.arange(steps), "a": 0.6, "p0": 1e-3}
+    traj = xr.Dataset({"k": ((*dims, "step"), k), "p": ((*dims, "step"), p), "p_star": (dims, np.ones(shape)),
+                       "lam": (dims, np.full(shape, 1e-4))}, coords=coords)
+    theory = xr.Dataset({"p": ((*dims, "step"), p)}, coords=coords)
+    metrics = xr.Dataset({"k_half": (dims, k_half), "k_half_th": (dims, np.broadcast_to(2e4 / speed, shape)),
+                          "k_90": (dims, 1.3 * k_half), "k_90_th": (dims, np.broadcast_to(2.6e4 / speed, shape))},
+                         coords={d: coords[d] for d in dims}).to_dataframe().reset_index()
+    return traj, theory, metrics
+
+
+def test_dynamics_f3fixed_draws_steps_against_n_with_the_slopes_of_27(tmp_path):
+    figures = get("dynamics").module("figures")
+    root = tmp_path / "dynamics"
+    traj, theory, metrics = f3fixed_run()
+    store.write_atomic(traj, root / "F3fixed" / "trajectories.zarr")
+    store.write_atomic(theory, root / "F3fixed" / "theory.zarr")
+    metrics.to_csv(root / "F3fixed" / "metrics.csv", index=False)
+    fig = figures.figure_f3fixed(declared("dynamics", {"F3fixed": {}}, "F3fixed", root))
+    assert [t.split(" (")[0] for t in titles(fig)] == ["steps to 50 % of $p^*$", "steps to 90 % of $p^*$", "$p/p^*$ at $N$ = 8"]
+    for ax in fig.axes[:2]:
+        slopes = dict(re.fullmatch(r"(\w+, \w+): slope ([+-][\d.]+)", t.get_text()).groups()
+                      for t in ax.get_legend().get_texts())
+        assert {k: round(float(v)) for k, v in slopes.items()} == {"tied, per_state": -1, "tied, total": -1,
+                                                                   "untied, per_state": 0, "untied, total": 0}

@@ -34,7 +34,7 @@ def test_adding_a_grid_value_adds_only_new_shards_and_keeps_old_specs():
 
 def test_default_config_shard_count(default_config):
     rows = grid.shard_table(cfgmod.validate(default_config), "dynamics")
-    assert len(rows) == 17
+    assert len(rows) == 21  # F1, F1c, F2, F5 one each; F3 10; F3fixed 4; F4 3
 
 
 def split_config(max_runs=None) -> dict:

@@ -49,7 +49,7 @@ def check_config(cfg: dict) -> list[str]:
 
 
 #: figure name -> experiments it reads (the first one must be in the config)
-FIGURES = {"F1": ("F1", "F1c"), "F2": ("F2",), "F3": ("F3",), "F4": ("F4",), "F5": ("F5",)}
+FIGURES = {"F1": ("F1", "F1c"), "F2": ("F2",), "F3": ("F3",), "F3fixed": ("F3fixed",), "F4": ("F4",), "F5": ("F5",)}
 
 
 def figure_inputs(experiments) -> dict[str, list[str]]:

@@ -2,7 +2,9 @@
 
 Metrics (dims: the run dims): the max pointwise relative and absolute (/p*) error of p
 between GD and the flow theory, the max relative error against the exact GD map, the
-measured half-time t_half = k_half lam against the predicted one, the final distance
+measured half-time t_half = k_half lam against the predicted one, the steps to 50 % and
+90 % of p* (measured first crossing k_half, k_90 against the theory's t_half_th / lam,
+t_90_th / lam: a common step axis where lam is shared, lr_mode fixed), the final distance
 to p*, and for stacks/lazy runs the fitted terminal time constant (spec T12).
 """
 
@@ -52,6 +54,11 @@ def metrics_dataset(traj: xr.Dataset, theory: xr.Dataset) -> xr.Dataset:
             "t_half_rel_err": np.abs(traj.t_half - theory.t_half_th) / theory.t_half_th,
             "t_90": traj.t_90,
             "t_90_th": theory.t_90_th,
+            "t_90_rel_err": np.abs(traj.t_90 - theory.t_90_th) / theory.t_90_th,
+            "k_half": traj.k_half,
+            "k_half_th": theory.t_half_th / traj.lam,
+            "k_90": traj.k_90,
+            "k_90_th": theory.t_90_th / traj.lam,
             "final_rel_gap": np.abs(last - traj.p_star) / np.abs(traj.p_star),
             "tau_fit": fitted_time_constant(traj),
             "tau_term": theory.tau_term,

@@ -1,4 +1,4 @@
-"""Figures F1-F5 of the `dynamics` study (spec section 4), drawn from stored data only.
+"""Figures F1-F5 (and F3fixed) of the `dynamics` study (spec section 4), drawn from stored data only.
 
 Each figure reads only the stores its rule passes in (a `FigureInputs`, as the study's
 `figures` in `studies/dynamics/__init__.py` declares them): `trajectories`, `theory` and
@@ -221,6 +221,44 @@ def figure_f3(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
+def figure_f3fixed(inputs: FigureInputs) -> plt.Figure:
+    """Steps to 50 % and 90 % of p* against N at one shared lam (lr_mode fixed); p/p* on the step axis."""
+    traj, theory, metrics = load_experiment(inputs, "F3fixed", keep=("N", "param", "init_norm"))
+    combos = list(TABLE_EXPONENTS)
+    colors = _palette(combos)
+    fig, axes = plt.subplot_mosaic([["k_half", "k_90", "p"]], figsize=(19, 5.8), layout="constrained")
+    for name, frac in (("k_half", "50"), ("k_90", "90")):
+        ax = axes[name]
+        for combo, marker in zip(combos, "osD^"):
+            g = metrics[(metrics.param == combo[0]) & (metrics.init_norm == combo[1])].groupby("N")
+            y, th = g[name].agg(["mean", "min", "max"]), g[f"{name}_th"].mean()
+            ax.errorbar(y.index, y["mean"], yerr=[y["mean"] - y["min"], y["max"] - y["mean"]], color=colors[combo],
+                        marker=marker, ms=8, mfc="none", ls="none",
+                        label=f"{combo[0]}, {combo[1]}: slope {_loglog_slope(y.index, y['mean']):+.2f}")
+            ax.plot(th.index, th.values, color=colors[combo], ls="--", lw=1.1)
+        err = (np.abs(metrics[name] - metrics[f"{name}_th"]) / metrics[f"{name}_th"]).max()
+        ax.set(xscale="log", yscale="log", xlabel=plots.LABELS["N"], ylabel=f"GD steps to {frac} % of $p^*$",
+               title=f"steps to {frac} % of $p^*$ (dashed: theory (26)-(28) / lr)\n"
+                     f"max |GD - theory| / theory over all runs: {err:.1e}")
+        _log_ticks(ax, sorted(metrics.N.unique()))
+        ax.legend(loc="lower left", fontsize="x-small")
+    ax = axes["p"]
+    n_max = traj.N.max().item()
+    for combo in combos:
+        run = traj.sel(N=n_max, param=combo[0], init_norm=combo[1])
+        th = theory.sel(N=n_max, param=combo[0], init_norm=combo[1])
+        plot_sim(ax, run.k, run.p / run.p_star, colors[combo])
+        plot_theory(ax, run.k, th.p / run.p_star)
+    for frac in (0.5, 0.9):
+        ax.axhline(frac, color="gray", lw=0.8, ls=":")
+    ax.set(xscale="log", xlabel="GD step $k$", ylabel=P_LABEL, ylim=(-0.03, 1.08),
+           title=f"$p/p^*$ at $N$ = {n_max} (each run stops at its $t_{{end}}$)")
+    fig.legend(handles=_legend_entries(colors, lambda v: f"{v[0]}, {v[1]}", "(26)-(28)"), loc="outside lower center",
+               ncol=len(colors) + 1, title=f"simulation: seed mean, min-max over seeds (balanced, identical $a_n$ = "
+                                           f"{traj.a.item():g}, $s_0$ = {traj.p0.item():g}, lr = {traj.lam.max().item():g})")
+    return fig
+
+
 def figure_f4(inputs: FigureInputs) -> plt.Figure:
     """p/p* against t per depth D (per filter variant and p0); normalized t_half against p*/p0."""
     traj, theory, _ = load_experiment(inputs, "F4", keep=("spread", "p0", "depth"))
@@ -291,11 +329,11 @@ def figure_f5(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
-FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F4": figure_f4, "F5": figure_f5}
+FIGURES = {"F1": figure_f1, "F2": figure_f2, "F3": figure_f3, "F3fixed": figure_f3fixed, "F4": figure_f4, "F5": figure_f5}
 
 
 def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:
-    """Draw figure `name` (F1-F5) from its declared stores `inputs` and save it as PNG at `out`."""
+    """Draw figure `name` (F1-F5, F3fixed) from its declared stores `inputs` and save it as PNG at `out`."""
     if name not in FIGURES:
         raise ValueError(f"figure name={name!r} is not defined; expected one of {sorted(FIGURES)}.")
     plots.theme()
