@@ -82,7 +82,7 @@ STUDY = Study(
     stages=(
         Stage("theory", "reference", "theory_dataset", reads=("trajectories",), writes="theory", precision_from_input=True),
         Stage("evaluate", "evaluate", "metrics_dataset", reads=("trajectories", "theory"), writes="metrics", csv=True,
-              headline=("t_half_rel_err", "max_rel_err_p", "max_rel_err_map", "final_rel_gap", "diverged")),
+              headline=("t_half_rel_err", "t_90_rel_err", "max_rel_err_p", "max_rel_err_map", "final_rel_gap", "diverged")),
     ),
     figures=figures,
     check_config=check_config,
