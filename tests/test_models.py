@@ -156,3 +156,18 @@ def test_every_studys_template_rebuilds_its_runs(tmp_path):
                 np.testing.assert_allclose(np.asarray(model.dec_w), ds.dec_w.sel(sel).values, atol=0.02)
             else:
                 np.testing.assert_allclose(np.asarray(model.c_re), ds.c_re.sel(sel).isel(step=-1).values, atol=0.02)
+
+
+def test_a_shard_with_a_run_dim_called_model_keeps_its_models(tmp_path):
+    """icl's baselines have a run dim `model` (lsa, lti_ssm): the saved models' variable must
+    not collide with it, and each baseline rebuilds from its own spec."""
+    from ssmflow.studies.icl import job
+
+    cfg = icl_config(E5={"kind": "baselines", "axes": {"model": ["lsa"], "d": [3], "n_context": [4]}})
+    cfg["icl"].update(seeds=1, eval_tasks=100, steps=20, eval_every=10, chunk_steps=10, ref_draws=2000)
+    spec = grid.expand(cfgmod.validate(cfg), "icl")["E5"][0].spec
+    ds = job.train_shard(spec)
+    assert ds["model"].values.tolist() == ["lsa"] and models.MODEL_VAR != "model"
+    (run, model), = _shard_models(ds, spec, tmp_path)
+    assert run["coords"] == {"model": "lsa", "d": 3, "n_context": 4, "seed": 0}
+    assert type(model).__name__ == "LSA"

@@ -1,8 +1,8 @@
 """Trained models as artifacts: each run's final parameters, saved and rebuilt.
 
 A training job stores every run's final model in its shard store, as the bytes of
-`eqx.tree_serialise_leaves` of that run's model: variable `model` (dims: the shard's run
-dims, `seed`, then `model_byte`, uint8). They travel with the store, so a job that reuses
+`eqx.tree_serialise_leaves` of that run's model: variable `saved_model` (dims: the shard's run
+dims, `seed`, then `saved_model_byte`, uint8). They travel with the store, so a job that reuses
 seeds (`ssmflow.reuse`), a resumed job and an atomic write keep them without more code.
 The gather job of an experiment then writes them out as files, one per run:
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from ssmflow.store import MODEL_DIM  # noqa: F401  (one chunk per run's model: store.chunk_encoding)
 
-MODEL_VAR = "model"
+MODEL_VAR = "saved_model"  # not "model": a run dim of icl's baselines
 INDEX = "index.json"
 FORMAT = "ssmflow-models-1"
 

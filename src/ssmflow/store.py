@@ -38,7 +38,7 @@ from ssmflow.freshness import JOB_SPEC_ATTR
 
 MAX_CHUNK_BYTES = 16 * 2**20
 #: a run's serialised model (`ssmflow.models.MODEL_DIM`) is always one chunk
-MODEL_DIM = "model_byte"
+MODEL_DIM = "saved_model_byte"
 TMP_MARK = ".tmp-"
 
 
