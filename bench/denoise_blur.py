@@ -40,6 +40,7 @@ from ssmflow import config as cfgmod
 from ssmflow import grid
 from ssmflow.studies.freqbias import data as fb_data
 from ssmflow.studies.freqbias import denoise, geometry
+from ssmflow.studies.freqbias import optimum as opt
 from ssmflow.studies.freqbias.job import denoise_setup
 
 
@@ -57,52 +58,6 @@ def shard_spec(args) -> dict:
     if args.beta is not None:
         spec["axes"]["beta"] = args.beta
     return spec
-
-
-def mode_kernels(state_size: int, alpha: float, step: float, length: int) -> np.ndarray:
-    """The kernel of each unit parameter (c_re_n = 1 or c_im_n = 1, the rest 0): `(2 N/2, L)`, float64."""
-    lam = np.asarray(denoise.denoise_eigenvalues(state_size, alpha), dtype=np.complex128)
-    lam = np.where(np.arange(lam.size) == 0, -np.exp(-5.0), -3.0) + 1j * alpha * np.arange(lam.size)  # eq. 20 in float64
-    z = step * lam
-    bbar = np.expm1(z) / lam
-    powers = np.exp(z[:, None] * np.arange(length))
-    k_re = 2 * np.real(bbar[:, None] * powers)
-    k_im = 2 * np.real(1j * bbar[:, None] * powers)
-    return np.concatenate([k_re, k_im])
-
-
-def weights(n_fft: int, beta: float, kappa: float) -> np.ndarray:
-    return (1 + kappa * np.arange(n_fft // 2 + 1) / n_fft) ** beta
-
-
-def features(x: np.ndarray, kf: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Conv_beta(K_p, x) for every unit kernel p: `(p, image, L)` (linear convolution, n = 2L)."""
-    length = x.shape[-1]
-    xf = np.fft.rfft(x, n=2 * length)
-    return np.fft.irfft(xf[None] * (kf * w)[:, None], n=2 * length)[..., :length]
-
-
-def ls_fit(inputs: np.ndarray, targets: np.ndarray, kf: np.ndarray, w: np.ndarray, batch: int = 16) -> np.ndarray:
-    """argmin_theta sum ||sum_p theta_p F_p(x) + theta_b - t||^2 by normal equations (eigen-solve, tiny cutoff)."""
-    p = kf.shape[0]
-    gram, rhs = np.zeros((p + 1, p + 1)), np.zeros(p + 1)
-    for i in range(0, len(inputs), batch):
-        f = features(inputs[i:i + batch], kf, w)
-        f = np.concatenate([f, np.ones((1, *f.shape[1:]))]).reshape(p + 1, -1)
-        gram += f @ f.T
-        rhs += f @ targets[i:i + batch].reshape(-1)
-    scale = np.sqrt(np.diag(gram)) + 1e-300
-    g = gram / scale[:, None] / scale[None, :]
-    ev, vec = np.linalg.eigh(g)
-    keep = ev > ev.max() * 1e-13
-    theta = vec[:, keep] @ ((vec[:, keep].T @ (rhs / scale)) / ev[keep])
-    return theta / scale
-
-
-def ls_apply(x: np.ndarray, theta: np.ndarray, kf: np.ndarray, w: np.ndarray) -> np.ndarray:
-    k = np.tensordot(theta[:-1], kf, axes=1)  # the kernel spectrum of the fitted C (g absorbed)
-    length = x.shape[-1]
-    return np.fft.irfft(np.fft.rfft(x, n=2 * length) * k * w, n=2 * length)[..., :length] + theta[-1]
 
 
 def wiener(inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -148,7 +103,7 @@ def trained_params(spec: dict, data, steps: int) -> dict:
     for a in ds.alpha.values:
         for b in ds.beta.values:
             cell = ds.sel(alpha=a, beta=b, seed=0).isel(step=-1)
-            theta = np.concatenate([float(cell.gain) * cell.c_re.values, float(cell.gain) * cell.c_im.values, [float(cell.bias)]])
+            theta = opt.model_theta(cell.c_re.values, cell.c_im.values, float(cell.gain), float(cell.bias))
             out[(str(a), float(b))] = (theta, cell.output.sel(noise="none").values.reshape(len(ds.example), -1),
                                        ds.example_source.values)
     return out
@@ -162,11 +117,13 @@ def main() -> None:
     ap.add_argument("--crops-train", type=int, default=16)
     ap.add_argument("--crops-test", type=int, default=16)
     ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--train-steps", type=int, nargs="*", default=[600])
+    ap.add_argument("--train-steps", type=int, nargs="*", default=[600], help="none: least squares only")
     ap.add_argument("--alpha", nargs="*", default=None)
     ap.add_argument("--beta", type=float, nargs="*", default=None)
     ap.add_argument("--no-faces", action="store_true")
     ap.add_argument("--no-natural", action="store_true")
+    ap.add_argument("--no-dn", action="store_true", help="skip ls-dn (the class fitted noisy -> clean)")
+    ap.add_argument("--png", default=None, help="also save the clean-input outputs (beta = 0) of two test images here")
     args = ap.parse_args()
 
     spec = shard_spec(args)
@@ -192,8 +149,13 @@ def main() -> None:
 
     trained = {n: trained_params(spec, data, n) for n in args.train_steps}
 
-    def metrics(apply) -> dict:
+    shown = np.concatenate([np.flatnonzero(inp["test_source"] == src)[:1] for src in s["sources"]])
+    panels = [("clean", clean[shown])]
+
+    def metrics(apply, name=None) -> dict:
         out0 = apply(clean)
+        if name is not None:
+            panels.append((name, out0[shown]))
         h, v = hf(out0, rows, cols)
         return {"rec": float(np.mean((out0 - clean) ** 2)),
                 "H": float(np.mean((apply(clean + noises["horizontal"]) - clean) ** 2)),
@@ -213,23 +175,43 @@ def main() -> None:
     line("-", 0, "mean", {"rec": var, "H": var, "V": var, "sh": 0.0, "sv": 0.0})
     line("-", 0, "wiener (LTI)", metrics(lambda x: wiener_apply(x, h_w)))
     for a in spec["axes"]["alpha"]:
-        kf = np.fft.rfft(mode_kernels(n_state, geometry.alpha_value(a, cols), step, length), n=2 * length)
+        kf = opt.unit_kernel_spectra(n_state, geometry.alpha_value(a, cols), step, length)
         for b in spec["axes"]["beta"]:
-            w = weights(2 * length, b, kappa)
-            theta = ls_fit(x_train, x_train, kf, w)
-            fit = ls_apply(x_train, theta, kf, w)
-            line(a, b, "ls", metrics(lambda x, t=theta: ls_apply(x, t, kf, w)), float(np.mean((fit - x_train) ** 2)))
+            w = opt.sobolev_weights(length, b, kappa)
+            theta = opt.fit(x_train, x_train, kf, w)
+            fit = opt.apply(x_train, theta, kf, w)
+            show = f"{a}, β={b:g}\n" if b == 0 else None
+            line(a, b, "ls", metrics(lambda x, t=theta, kf=kf, w=w: opt.apply(x, t, kf, w), show and show + "least squares"),
+                 float(np.mean((fit - x_train) ** 2)))
             for n, par in trained.items():
-                th, stored, ex_src = par[(a, float(b))]
+                th, stored, _ = par[(a, float(b))]
                 ex = np.concatenate([np.flatnonzero(inp["test_source"] == src)[: s["n_examples"]] for src in s["sources"]])
-                mine = ls_apply(clean[ex], th, kf, w)
+                mine = opt.apply(clean[ex], th, kf, w)
                 err = float(np.max(np.abs(mine - stored)) / np.max(np.abs(stored)))
                 assert err < 1e-3, f"NumPy model differs from the study's output by {err:.2e} ({a}, {b})"
-                line(a, b, f"trained {n}", metrics(lambda x, t=th: ls_apply(x, t, kf, w)),
-                     float(np.mean((ls_apply(x_train, th, kf, w) - x_train) ** 2)))
-            theta_dn = ls_fit(y_train, x_train, kf, w)
-            line(a, b, "ls-dn", metrics(lambda x, t=theta_dn: ls_apply(x, t, kf, w)))
+                line(a, b, f"trained {n}", metrics(lambda x, t=th, kf=kf, w=w: opt.apply(x, t, kf, w), show and show + f"trained {n}"),
+                     float(np.mean((opt.apply(x_train, th, kf, w) - x_train) ** 2)))
+            if args.no_dn:
+                continue
+            theta_dn = opt.fit(y_train, x_train, kf, w)
+            line(a, b, "ls-dn", metrics(lambda x, t=theta_dn, kf=kf, w=w: opt.apply(x, t, kf, w)))
     print(f"# total {time.perf_counter() - t0:.1f} s")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(shown), len(panels), figsize=(1.6 * len(panels), 2.6 * len(shown) * rows / (2 * cols)),
+                                 squeeze=False, layout="constrained")
+        for j, (name, imgs) in enumerate(panels):
+            for i in range(len(shown)):
+                axes[i, j].imshow(imgs[i].reshape(rows, cols), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+                axes[i, j].set(xticks=[], yticks=[])
+            axes[0, j].set_title(name, fontsize="x-small")
+        fig.suptitle(f"{rows} x {cols}, N = {n_state}: outputs for a clean input", fontsize="small")
+        fig.savefig(args.png, dpi=130)
+        print(f"# wrote {args.png}")
 
 
 if __name__ == "__main__":
