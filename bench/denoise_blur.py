@@ -1,7 +1,7 @@
 """Why are freqbias's denoising outputs blurred?  (issue 12; freqbias.md X3, eqs. 19-22, figure G8)
 
     python bench/denoise_blur.py [--rows 64 --cols 32 --state-size 32] [--crops-train 16 --crops-test 16]
-                                 [--train-steps 600 3000] [--lr 0.01] [--no-faces | --no-natural]
+                                 [--train-steps 600 3000] [--lr 0.01 0.1] [--no-faces | --no-natural] [--no-dn] [--png F]
 
 The model of eq. 21, yhat = g Conv_beta(K, x) + b with K_l = 2 Re sum_n C_n Bbar_n Abar_n^l and A, Delta
 frozen, is *linear* in the trained parameters (g C, b). So the best model of the class on the
@@ -12,14 +12,15 @@ alpha preset and beta of the config and compares, on the test images:
 
 - `ls`: the least-squares optimum of the class (the lowest training loss any amount of
   training could reach; evaluated on the test images);
-- `trained`: the study's training (job.train_shard, seed 0) for each `--train-steps`;
+- `trained S@lr`: the study's training (job.train_shard, seed 0) for S steps at lr (default: the config's);
 - `ls-dn`: the same class fitted noisy -> clean (training images with random H/V stripes of
   eq. 19), i.e. the best *denoiser* the class holds, which the study does not train for;
 - `wiener`: the best unconstrained LTI filter along the raster scan (length 2L, non-causal,
   per-frequency least squares on the training images), fitted noisy -> clean;
 - `mean`: the constant image (the test set's mean value), and `ref` = mse_ref (identity).
 
-Columns: `rec` = MSE of the output for a clean input against it (the blur, noise "none");
+Columns: `train` = MSE on the training images for a clean input (the study's training loss over the
+whole set; for ls the minimum); `rec` = MSE of the output for a clean input against it (the blur, noise "none");
 `H`, `V` = mse_out for horizontal / vertical stripes (eq. 22); `sh`, `sv` = high-frequency
 energy of the clean-input output across columns (mean squared difference of neighbouring
 columns) and across rows, divided by that of the clean images (1 = as sharp as the clean
@@ -50,7 +51,7 @@ def shard_spec(args) -> dict:
     spec = copy.deepcopy(grid.expand(cfg, "freqbias")["denoise"][0].spec)
     s = spec["settings"]
     s.update(rows=args.rows, cols=args.cols, state_size=args.state_size, crops_train=args.crops_train,
-             crops_test=args.crops_test, lr=args.lr)
+             crops_test=args.crops_test)
     s["sources"] = [src for src in ("faces", "natural") if not getattr(args, f"no_{src}")]
     spec["common"]["seeds"] = 1
     if args.alpha:
@@ -88,13 +89,13 @@ def train_noise(n: int, rows: int, cols: int, omega_p: float, rng: np.random.Gen
     return out.reshape(n, -1)
 
 
-def trained_params(spec: dict, data, steps: int) -> dict:
+def trained_params(spec: dict, data, steps: int, lr: float) -> dict:
     """Train the shard (seed 0) for `steps`; per (alpha, beta) its final theta = (g c_re, g c_im, b) and the
     stored reconstructions of the clean examples (to check this script's NumPy model against the study's)."""
     from ssmflow.studies.freqbias import job
 
     sp = copy.deepcopy(spec)
-    sp["settings"]["steps"] = steps
+    sp["settings"]["steps"], sp["settings"]["lr"] = steps, lr
     sp["settings"]["record_points"] = 2
     t0 = time.perf_counter()
     ds = job.train_shard(sp, data)
@@ -116,8 +117,8 @@ def main() -> None:
     ap.add_argument("--state-size", type=int, default=32)
     ap.add_argument("--crops-train", type=int, default=16)
     ap.add_argument("--crops-test", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--train-steps", type=int, nargs="*", default=[600], help="none: least squares only")
+    ap.add_argument("--lr", type=float, nargs="+", default=None, help="learning rates to train with (default: the config's)")
+    ap.add_argument("--train-steps", type=int, nargs="*", default=None, help="default: the config's; none: least squares only")
     ap.add_argument("--alpha", nargs="*", default=None)
     ap.add_argument("--beta", type=float, nargs="*", default=None)
     ap.add_argument("--no-faces", action="store_true")
@@ -147,7 +148,8 @@ def main() -> None:
     var = float(np.mean((clean - clean.mean()) ** 2))
     hf_clean = hf(clean, rows, cols)
 
-    trained = {n: trained_params(spec, data, n) for n in args.train_steps}
+    steps_list = [s["steps"]] if args.train_steps is None else args.train_steps
+    trained = {f"{n}@{lr:g}": trained_params(spec, data, n, lr) for n in steps_list for lr in (args.lr or [s["lr"]])}
 
     shown = np.concatenate([np.flatnonzero(inp["test_source"] == src)[:1] for src in s["sources"]])
     panels = [("clean", clean[shown])]
@@ -164,12 +166,12 @@ def main() -> None:
 
     ref = {"rec": 0.0, "H": float(np.mean(noises["horizontal"] ** 2)), "V": float(np.mean(noises["vertical"] ** 2)),
            "sh": 1.0, "sv": 1.0}
-    head = f"{'alpha':>6} {'beta':>5} {'model':>13} {'train':>7} {'rec':>7} {'H':>7} {'V':>7} {'sh':>6} {'sv':>6}"
+    head = f"{'alpha':>6} {'beta':>5} {'model':>16} {'train':>7} {'rec':>7} {'H':>7} {'V':>7} {'sh':>6} {'sv':>6}"
     print(head)
     print("-" * len(head))
 
     def line(a, b, name, m, tr=float("nan")):
-        print(f"{a:>6} {b:>5g} {name:>13} {tr:7.4f} {m['rec']:7.4f} {m['H']:7.4f} {m['V']:7.4f} {m['sh']:6.3f} {m['sv']:6.3f}")
+        print(f"{a:>6} {b:>5g} {name:>16} {tr:7.4f} {m['rec']:7.4f} {m['H']:7.4f} {m['V']:7.4f} {m['sh']:6.3f} {m['sv']:6.3f}")
 
     line("-", 0, "ref (noisy)", ref)
     line("-", 0, "mean", {"rec": var, "H": var, "V": var, "sh": 0.0, "sv": 0.0})
