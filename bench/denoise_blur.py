@@ -2,6 +2,7 @@
 
     python bench/denoise_blur.py [--rows 64 --cols 32 --state-size 32] [--crops-train 16 --crops-test 16]
                                  [--train-steps 600 3000] [--lr 0.01 0.1] [--no-faces | --no-natural] [--no-dn] [--png F]
+    python bench/denoise_blur.py --display results/freqbias/denoise/trajectories.zarr
 
 The model of eq. 21, yhat = g Conv_beta(K, x) + b with K_l = 2 Re sum_n C_n Bbar_n Abar_n^l and A, Delta
 frozen, is *linear* in the trained parameters (g C, b). So the best model of the class on the
@@ -110,6 +111,27 @@ def trained_params(spec: dict, data, steps: int, lr: float) -> dict:
     return out
 
 
+def display_check(store: str) -> None:
+    """Is the figure's look a matter of contrast? Per stored example (figure G8's images, seed 0, clean
+    input): high-frequency energy across columns and across rows divided by the image's own variance
+    (unchanged by any colour stretch), and the image's standard deviation."""
+    import xarray as xr
+
+    ds = xr.open_zarr(store).load()
+
+    def stats(im):
+        v = im.var(axis=(-2, -1))
+        return (np.mean(np.mean(np.diff(im, axis=-1) ** 2, axis=(-2, -1)) / np.maximum(v, 1e-30)),
+                np.mean(np.mean(np.diff(im, axis=-2) ** 2, axis=(-2, -1)) / np.maximum(v, 1e-30)), np.mean(np.sqrt(v)))
+
+    print(f"{'image':>16} {'hf_col/var':>10} {'hf_row/var':>10} {'std':>6}")
+    print("{:>16} {:10.3f} {:10.3f} {:6.3f}".format("clean", *stats(ds.clean.values)))
+    for a in ds.alpha.values:
+        for b in ds.beta.values:
+            print("{:>16} {:10.3f} {:10.3f} {:6.3f}".format(f"{a}, beta={b:g}",
+                                                             *stats(ds.output.sel(alpha=a, beta=b, noise="none").values)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=64)
@@ -125,7 +147,12 @@ def main() -> None:
     ap.add_argument("--no-natural", action="store_true")
     ap.add_argument("--no-dn", action="store_true", help="skip ls-dn (the class fitted noisy -> clean)")
     ap.add_argument("--png", default=None, help="also save the clean-input outputs (beta = 0) of two test images here")
+    ap.add_argument("--display", default=None, metavar="STORE",
+                    help="only the contrast check of a denoise trajectories.zarr (figure G8's images), then exit")
     args = ap.parse_args()
+    if args.display:
+        display_check(args.display)
+        return
 
     spec = shard_spec(args)
     s = spec["settings"]
