@@ -51,6 +51,10 @@ BAD = {
                          ["s4d.experiments.tones.length", "101", "even integer"]),
     "delay key on adding": (lambda c: c["s4d"]["experiments"].update(adding={"task": "adding", "lag": 0.5}),
                             ["s4d.experiments.adding", "lag"]),
+    "unknown sobolev filter": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(sobolev=["lra"]),
+                               ["s4d.experiments.delay.axes.sobolev[0]", "'lra'", "off", "learnable"]),
+    "alpha not positive": (lambda c: c["s4d"]["experiments"]["delay"]["axes"].update(alpha=[1.0, 0.0]),
+                           ["s4d.experiments.delay.axes.alpha[1]", "0.0"]),
     "rate change off tones": (lambda c: c["s4d"]["experiments"]["delay"].update(rate_change={"rate": 2}),
                               ["s4d.experiments.delay", "rate_change"]),
     "rate change other than 2": (lambda c: c["s4d"]["experiments"].update(
@@ -63,9 +67,12 @@ def test_default_config_has_a_valid_s4d_study(default_config):
     cfg = cfgmod.validate(default_config)
     assert "s4d" in cfg["studies"]
     shards = grid.expand(cfg, "s4d")
-    assert {e: len(s) for e, s in shards.items()} == {"sdigits": 4, "delay": 4, "tones": 1, "ablation": 3}  # (N, disc[, real_transform]) per job
+    # (N, disc[, real_transform][, sobolev]) per job
+    assert {e: len(s) for e, s in shards.items()} == {"sdigits": 4, "delay": 4, "tones": 1, "lra": 2, "ablation": 3}
     ablation = shards["ablation"][0].spec
     assert ablation["axes"]["B"] == ["trained", "frozen"] and ablation["axes"]["real_transform"] == ["exp"]  # B batched
+    lra = shards["lra"][0].spec
+    assert lra["axes"]["alpha"] == [1.0, 3.0, 5.0] and lra["axes"]["sobolev"] == ["off"] and lra["settings"]["bidirectional"]
     spec = shards["delay"][0].spec
     assert spec["axes"]["init"] == ["legs", "inv", "lin", "real", "random"] and spec["common"]["seeds"] >= 3
     assert "kernel_limit" not in spec["common"]  # kernel-limit edits rerun no training

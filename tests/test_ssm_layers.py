@@ -258,3 +258,59 @@ def test_model_at_rate_two_reads_the_signal_at_every_other_sample():
 def test_unknown_real_transform_names_value_and_allowed():
     with pytest.raises(ValueError, match=r"`real_transform` \(='softplus'\) is not supported; expected one of"):
         layers.DiagonalSSM(H, N, real_transform="softplus", key=jax.random.key(0))
+
+
+def _direct_bidirectional(k_fwd, k_bwd, u):
+    """y_l = sum_{j <= l} K_{l-j} u_j + sum_{j > l} K'_{j-l-1} u_j, by loops (float64)."""
+    length = u.shape[-1]
+    y = np.zeros_like(u)
+    for h in range(u.shape[0]):
+        for l in range(length):
+            y[h, l] = sum(k_fwd[h, l - j] * u[h, j] for j in range(l + 1))
+            y[h, l] += sum(k_bwd[h, j - l - 1] * u[h, j] for j in range(l + 1, length))
+    return y
+
+
+def test_bidirectional_ssm_adds_the_anticausal_kernel():
+    """freqbias X4's bidirectional layer: the forward kernel on the past and present, the
+    backward kernel (its own C) on the strict future, as the official layout [K, 0, flip(K')]
+    (float64, 1e-10); the forward leaves are those of the unidirectional layer."""
+    key = jax.random.key(3)
+    one = layers.DiagonalSSM(3, 8, init="lin", key=key)
+    two = layers.DiagonalSSM(3, 8, init="lin", bidirectional=True, key=key)
+    for name in ("log_re", "im", "b_re", "b_im", "c_re", "c_im", "d", "log_dt"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    u = np.asarray(jax.random.normal(jax.random.key(4), (3, 24)))
+    k_f, k_b = np.asarray(two.kernel(24)), np.asarray(two.kernel(24, backward=True))
+    assert np.abs(k_b - k_f).max() > 1e-3  # its own C
+    want = _direct_bidirectional(k_f, k_b, u) + np.asarray(two.d)[:, None] * u
+    np.testing.assert_allclose(np.asarray(two(jnp.asarray(u))), want, atol=1e-10)
+    # causal alone: a change of u at time 10 moves no output before 10
+    bumped = u.copy()
+    bumped[:, 10] += 1.0
+    diff = np.asarray(one(jnp.asarray(bumped)) - one(jnp.asarray(u)))
+    assert np.abs(diff[:, :10]).max() < 1e-12 and np.abs(diff[:, 10:]).max() > 1e-3
+    diff2 = np.asarray(two(jnp.asarray(bumped)) - two(jnp.asarray(u)))
+    assert np.abs(diff2[:, :10]).max() > 1e-6
+
+
+def test_learnable_sobolev_filter_is_eq_14_and_the_identity_at_init():
+    """The learnable Sobolev filter: at its init (s_h = 0) the plain convolution (float64,
+    1e-12); with s_h set, the filtered convolution of `ssm.sobolev` at the `lra` preset
+    (w_m = (1 + m/(2L))^{s_h}, kappa = 1), channel by channel; and s_h gets a gradient."""
+    from ssmflow.ssm.sobolev import preset_kappa, sobolev_fft_conv
+
+    key = jax.random.key(5)
+    plain = layers.DiagonalSSM(4, 8, init="lin", key=key)
+    filt = layers.DiagonalSSM(4, 8, init="lin", sobolev="learnable", key=key)
+    u = jax.random.normal(jax.random.key(6), (4, 32))
+    np.testing.assert_allclose(np.asarray(filt(u)), np.asarray(plain(u)), atol=1e-12)
+    s_h = jnp.asarray([-1.0, 0.0, 0.5, 2.0])
+    tilted = eqx.tree_at(lambda m: m.s_h, filt, s_h)
+    want = sobolev_fft_conv(u, filt.kernel(32), s_h, preset_kappa("lra", 1.0)) + filt.d[:, None] * u
+    np.testing.assert_allclose(np.asarray(tilted(u)), np.asarray(want), atol=1e-12)
+    assert np.abs(np.asarray(tilted(u) - filt(u))[0]).max() > 1e-3  # s_h = -1 changes channel 0
+    grad = jax.grad(lambda m: jnp.sum(m(u) ** 2))(filt)
+    assert np.abs(np.asarray(grad.s_h)).min() > 0
+    with pytest.raises(ValueError, match="sobolev"):
+        layers.DiagonalSSM(4, 8, sobolev="lra", key=key)

@@ -29,8 +29,13 @@ from ssmflow.ssm.conv import causal_fft_conv
 from ssmflow.ssm.discretize import METHODS, discretize
 from ssmflow.ssm.init import diagonal_init, init_log_step
 from ssmflow.ssm.kernels import vandermonde_kernel
+from ssmflow.ssm.sobolev import preset_kappa, sobolev_weights
 
 POOLINGS = ("mean", "last", "none")
+#: the Sobolev filter of a DiagonalSSM's convolution (freqbias eq. 14, the official LRA layer):
+#: off, or learnable: w_m = (1 + m/(2L))^{s_h} on the rfft bins of the 2L-point FFT, one
+#: exponent s_h per channel, initialised at 0 (w = 1: the plain convolution)
+SOBOLEV = ("off", "learnable")
 #: Re(lambda) = -f(log_re) (spec section 3, the X4 ablation): exp (default, always < 0),
 #: relu with a 1e-4 floor (always < 0), none (identity: Re(lambda) = -log_re, unconstrained)
 REAL_TRANSFORMS = ("exp", "relu", "none")
@@ -84,24 +89,34 @@ class DiagonalSSM(eqx.Module):
     c_im: Float[Array, "channel mode"]
     d: Float[Array, " channel"]
     log_dt: Float[Array, " channel"]
+    s_h: Float[Array, " channel"] | None  # the learnable Sobolev exponents (`sobolev="learnable"`), else None
+    c2_re: Float[Array, "channel mode"] | None  # C of the backward kernel (`bidirectional`), else None
+    c2_im: Float[Array, "channel mode"] | None
     method: str = eqx.field(static=True)
     real_transform: str = eqx.field(static=True)
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
-                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
+                 key: PRNGKeyArray):
         """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
         `ssmflow.ssm.init.ALL_INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
         log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
         of lambda; `legs_b`: S4D-LegS's B, "paper" or "official" (`ssm.init.legs_input_weights`);
         `real_transform`: f of Re(lambda) = -f(log_re), one of `REAL_TRANSFORMS` (the init's
-        lambda is the same for each); `key`: PRNG key (C, D, Delta and the random init)."""
+        lambda is the same for each); `sobolev`: one of `SOBOLEV`; `bidirectional`: add an
+        anti-causal kernel with its own C (same lambda, B, Delta), as the official S4 layer:
+        y_l = sum_{j <= l} K_{l-j} u_j + sum_{j > l} K'_{j-l-1} u_j; `key`: PRNG key (C, D,
+        Delta and the random init; the backward C from a key of its own, so a unidirectional
+        model's leaves are unchanged)."""
         if method not in METHODS:
             raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
         if real_transform not in REAL_TRANSFORMS:
             raise ValueError(f"`real_transform` (={real_transform!r}) is not supported; expected one of {REAL_TRANSFORMS}.")
         if not real_scale > 0:
             raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
+        if sobolev not in SOBOLEV:
+            raise ValueError(f"`sobolev` (={sobolev!r}) is not supported; expected one of {SOBOLEV}.")
         k_init, k_c, k_d, k_dt = jax.random.split(key, 4)
         lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale,
                                legs_b=legs_b)
@@ -112,6 +127,12 @@ class DiagonalSSM(eqx.Module):
         self.c_re, self.c_im = c[0], c[1]
         self.d = jax.random.normal(k_d, (channels,), dtype=lam.real.dtype)
         self.log_dt = init_log_step(k_dt, channels, dt_min, dt_max)
+        self.s_h = jnp.zeros((channels,), lam.real.dtype) if sobolev == "learnable" else None
+        if bidirectional:
+            c2 = jax.random.normal(jax.random.fold_in(k_c, 1), (2, channels, state_size // 2), dtype=lam.real.dtype) * jnp.sqrt(0.5)
+            self.c2_re, self.c2_im = c2[0], c2[1]
+        else:
+            self.c2_re = self.c2_im = None
         self.method = method
         self.real_transform = real_transform
 
@@ -123,14 +144,28 @@ class DiagonalSSM(eqx.Module):
         """The step size Delta = exp(log_dt) of each channel."""
         return jnp.exp(self.log_dt)
 
-    def kernel(self, length: int) -> Float[Array, "channel time"]:
-        """The discrete convolution kernel of every channel (eqs. 12-14)."""
+    def kernel(self, length: int, backward: bool = False) -> Float[Array, "channel time"]:
+        """The discrete convolution kernel of every channel (eqs. 12-14); `backward`: the
+        bidirectional layer's anti-causal kernel (its own C)."""
         disc = discretize(self.eigenvalues(), self.b_re + 1j * self.b_im, self.step()[:, None], self.method)
-        return vandermonde_kernel(disc.log_abar, (self.c_re + 1j * self.c_im) * disc.bbar, length)
+        c = self.c2_re + 1j * self.c2_im if backward else self.c_re + 1j * self.c_im
+        return vandermonde_kernel(disc.log_abar, c * disc.bbar, length)
 
     def __call__(self, u: Float[Array, "channel time"]) -> Float[Array, "channel time"]:
-        """y = Kbar * u + D u per channel (eq. 15); `u` and `y` are `(H, L)`."""
-        return causal_fft_conv(u, self.kernel(u.shape[-1])) + self.d[:, None] * u
+        """y = Kbar * u + D u per channel (eq. 15); `u` and `y` are `(H, L)`. With the
+        backward kernel and/or the Sobolev filter, one 2L-point FFT product of u with the
+        2L-long kernel [K, 0, flip(K')] (the official bidirectional layout), times w_m."""
+        length = u.shape[-1]
+        if self.s_h is None and self.c2_re is None:
+            return causal_fft_conv(u, self.kernel(length)) + self.d[:, None] * u
+        k = jnp.pad(self.kernel(length), ((0, 0), (0, length)))
+        if self.c2_re is not None:
+            k = k + jnp.pad(jnp.flip(self.kernel(length, backward=True), axis=-1), ((0, 0), (length, 0)))
+        n = 2 * length
+        spectrum = jnp.fft.rfft(u, n=n) * jnp.fft.rfft(k, n=n)
+        if self.s_h is not None:
+            spectrum = spectrum * sobolev_weights(n, self.s_h, preset_kappa("lra", 1.0))
+        return jnp.fft.irfft(spectrum, n=n)[..., :length] + self.d[:, None] * u
 
 
 class S4DLayer(eqx.Module):
@@ -142,10 +177,12 @@ class S4DLayer(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
+                 key: PRNGKeyArray):
         k_ssm, k_out = jax.random.split(key)
         self.ssm = DiagonalSSM(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                               imag_scale=imag_scale, legs_b=legs_b, real_transform=real_transform, key=k_ssm)
+                               imag_scale=imag_scale, legs_b=legs_b, real_transform=real_transform, sobolev=sobolev,
+                               bidirectional=bidirectional, key=k_ssm)
         self.out = eqx.nn.Linear(channels, 2 * channels, key=k_out)
         self.dropout = dropout
 
@@ -164,11 +201,12 @@ class S4DBlock(eqx.Module):
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
-                 legs_b: str = "paper", real_transform: str = "exp", key: PRNGKeyArray):
+                 legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
+                 key: PRNGKeyArray):
         self.norm = eqx.nn.LayerNorm(channels)
         self.layer = S4DLayer(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
                               imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform,
-                              key=key)
+                              sobolev=sobolev, bidirectional=bidirectional, key=key)
         self.dropout = dropout
 
     def __call__(self, u: Float[Array, "channel time"], *, key: PRNGKeyArray | None = None) -> Float[Array, "channel time"]:
@@ -192,10 +230,10 @@ class S4DModel(eqx.Module):
     def __init__(self, d_in: int, d_out: int, *, channels: int, state_size: int, depth: int, init: str = "legs",
                  method: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0,
                  dropout: float = 0.0, pooling: str = "mean", legs_b: str = "paper", real_transform: str = "exp",
-                 key: PRNGKeyArray):
+                 sobolev: str = "off", bidirectional: bool = False, key: PRNGKeyArray):
         """**Arguments:** `d_in`, `d_out`: input features and outputs; `channels`: H;
         `state_size`: N; `depth`: number of blocks; `init`, `method`, `dt_min`, `dt_max`,
-        `imag_scale`, `legs_b`, `real_transform`: as `DiagonalSSM`; `dropout`: rate; `pooling`:
+        `imag_scale`, `legs_b`, `real_transform`, `sobolev`, `bidirectional`: as `DiagonalSSM`; `dropout`: rate; `pooling`:
         "mean", "last" or "none"; `key`: PRNG key."""
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` (={pooling!r}) is not supported; expected one of {POOLINGS}.")
@@ -205,7 +243,8 @@ class S4DModel(eqx.Module):
         self.encoder = eqx.nn.Linear(d_in, channels, key=k_enc)
         self.blocks = tuple(
             S4DBlock(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
-                     imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform, key=k)
+                     imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform,
+                     sobolev=sobolev, bidirectional=bidirectional, key=k)
             for k in k_blocks
         )
         self.decoder = eqx.nn.Linear(channels, d_out, key=k_dec)

@@ -22,13 +22,21 @@ from ssmflow.study import Stage, Study, StudyStore, experiment_inputs, select_sp
 #: axes that change shapes or code paths: one job (shard) per combination (the X4 ablation's
 #: real-part transform only where an experiment gives it; B trained or frozen is a per-run
 #: scale of B's updates, batched like init)
-SHARD_AXES = ("N", "disc", "real_transform")
+SHARD_AXES = ("N", "disc", "real_transform", "sobolev")
 #: canonical run dims of the trajectory stores; seed is added by the job
-RUN_DIMS = ("init", "disc", "N", "real_transform", "B")
+RUN_DIMS = ("init", "disc", "N", "real_transform", "B", "sobolev", "alpha")
 #: categorical run dims, stored as readable string labels
-CATEGORICAL = ("init", "disc", "real_transform", "B")
+CATEGORICAL = ("init", "disc", "real_transform", "B", "sobolev")
 #: the X4 ablation axes and the value an experiment without the axis trains
 ABLATION_AXES = {"real_transform": "exp", "B": "trained"}
+#: the axes of freqbias X4 (the LRA-style mechanism check, freqbias.md section 7, trained
+#: on these tasks): alpha scales Im(lambda) of the init (S4D-Lin-alpha, eq. 8; batched
+#: like init) and the Sobolev filter is off or learnable (a job axis: it changes the code)
+LRA_AXES = {"sobolev": "off", "alpha": 1.0}
+#: every optional axis with the value an experiment without it trains; batched ones change
+#: initial values or update scales only, the others are shard axes
+OPTION_AXES = {**ABLATION_AXES, **LRA_AXES}
+BATCHED_OPTION_AXES = ("B", "alpha")
 #: dims each chunk holds whole (a run's trajectory is one chunk); other dims are chunked by 1
 WHOLE_DIMS = ("step", "seed", "layer", "channel", "mode")
 #: ragged dims: shards with fewer entries are NaN-padded when gathered
@@ -60,12 +68,17 @@ def check_config(cfg: dict) -> list[str]:
 #: the init x disc x N grid), "ablation" (those of every experiment with an X4 ablation axis)
 #: or "limit"
 FIGURES = {"spectra": "traj", "kernel_limit": "limit", "accuracy": "traj", "drift": "traj", "curves": "traj",
-           "ablation": "ablation", "rate": "rate"}
+           "ablation": "ablation", "rate": "rate", "lra": "lra"}
 
 
 def is_ablation(exp: dict) -> bool:
     """Whether an experiment's config gives an X4 ablation axis (its stores have those dims)."""
     return any(a in exp.get("axes", {}) for a in ABLATION_AXES)
+
+
+def is_lra(exp: dict) -> bool:
+    """Whether an experiment's config gives a freqbias-X4 axis (alpha or sobolev)."""
+    return any(a in exp.get("axes", {}) for a in LRA_AXES)
 
 
 def figure_inputs(experiments) -> dict[str, list[str]]:
@@ -78,8 +91,11 @@ def figure_inputs(experiments) -> dict[str, list[str]]:
             continue
         if what == "rate":  # F9: the experiments that evaluate their models at another rate (X5)
             exps = [e for e, exp in experiments.items() if "rate_change" in exp]
+        elif what == "lra":  # freqbias G11: the experiments of freqbias X4
+            exps = [e for e, exp in experiments.items() if is_lra(exp)]
         else:
-            exps = [e for e, exp in experiments.items() if is_ablation(exp) == (what == "ablation")]
+            exps = [e for e, exp in experiments.items()
+                    if not is_lra(exp) and is_ablation(exp) == (what == "ablation")]
         if exps:
             out[fig] = exps
     return out

@@ -346,8 +346,61 @@ def figure_rate(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
+def figure_lra(inputs: FigureInputs) -> plt.Figure:
+    """freqbias G11 (X4, the LRA-style mechanism check): final test metric by alpha (x) and
+    Sobolev filter (hue), bars the seed mean and dots the seeds, one row per experiment; and
+    the distribution of the learned Sobolev exponents s_h (all layers and channels, final
+    snapshot) per alpha."""
+    sets = [(e, _open(inputs, e).load()) for e in _experiments(inputs)]
+    fig, axes = plt.subplots(len(sets), 2, figsize=(10.5, 3.8 * len(sets)), layout="constrained", squeeze=False)
+    palette = {"off": sns.color_palette("Set2")[2], "learnable": sns.color_palette("Set2")[3]}
+    for row, (exp, ds) in enumerate(sets):
+        one = ds
+        for dim, default in (("sobolev", "off"), ("alpha", 1.0)):
+            if dim not in one.dims:
+                one = one.expand_dims({dim: [default]})
+        df = one.test_metric.to_dataframe().reset_index().dropna(subset=["test_metric"])
+        df["sobolev"] = df["sobolev"].astype(str)
+        df["alpha"] = df["alpha"].map(lambda a: f"{a:g}")
+        hue_order = [h for h in ("off", "learnable") if h in set(df["sobolev"])]
+        ax = axes[row, 0]
+        sns.barplot(df, x="alpha", y="test_metric", hue="sobolev", hue_order=hue_order, ax=ax, palette=palette,
+                    errorbar=None, alpha=0.6, legend=False)
+        sns.stripplot(df, x="alpha", y="test_metric", hue="sobolev", hue_order=hue_order, ax=ax, palette=palette,
+                      dodge=True, size=5, edgecolor="k", linewidth=0.5, legend=False)
+        metric = ds.attrs.get("metric")
+        ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
+        if chance is not None:
+            ax.axhline(chance, color="gray", lw=0.8, ls=":")
+        _metric_axis(ax, metric)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        inits = ", ".join(INIT_LABELS.get(str(i), str(i)) for i in ds.init.values)
+        ax.set(xlabel=r"$\alpha$ (Im $\lambda$ of the init times $\alpha$)", ylabel=METRIC_LABELS.get(metric, "test metric"),
+               title=f"{_title(ds, exp)}: {inits}, N = {', '.join(str(n) for n in ds.N.values)}")
+        ax.legend(handles=[Line2D([], [], color=palette[h], marker="s", lw=0, markersize=9, label=f"Sobolev {h}")
+                           for h in hue_order], fontsize="x-small")
+        ax = axes[row, 1]
+        if "s_h" in one and "learnable" in [str(v) for v in one.sobolev.values]:
+            s_h = one.s_h.sel(sobolev="learnable").isel(step=-1)
+            for k, a in enumerate(s_h.alpha.values):
+                vals = s_h.sel(alpha=a).values.ravel()
+                vals = vals[np.isfinite(vals)]
+                ax.hist(vals, bins=30, histtype="step", lw=1.6, color=sns.color_palette("rocket", len(s_h.alpha))[k],
+                        label=rf"$\alpha$ = {a:g} (median {np.median(vals):+.3f})")
+            ax.axvline(0, color="gray", ls=":", lw=1)
+            ax.set(xlabel=r"learned Sobolev exponent $s_h$ (init 0; > 0 tilts towards high frequencies)",
+                   ylabel="channels x layers x seeds", title="learned $s_h$, final snapshot")
+            ax.legend(fontsize="x-small")
+        else:
+            ax.set_visible(False)
+    fig.suptitle("freqbias G11 (X4): the frequency bias on an S4D classifier, by init scale alpha and Sobolev filter")
+    return fig
+
+
 DRAW = {"spectra": figure_spectra, "kernel_limit": figure_kernel_limit, "accuracy": figure_accuracy,
-        "curves": figure_curves, "drift": figure_drift, "ablation": figure_ablation, "rate": figure_rate}
+        "curves": figure_curves, "drift": figure_drift, "ablation": figure_ablation, "rate": figure_rate,
+        "lra": figure_lra}
 
 
 def make_figure(name: str, inputs: FigureInputs, out: Path) -> Path:

@@ -35,7 +35,7 @@ from ssmflow import grid, models, store, train
 from ssmflow.config import digest
 from ssmflow.ssm.layers import S4DModel
 from ssmflow.ssm.optim import s4d_optimizer
-from ssmflow.studies.s4d import ABLATION_AXES
+from ssmflow.studies.s4d import ABLATION_AXES, BATCHED_OPTION_AXES, LRA_AXES, OPTION_AXES
 from ssmflow.studies.s4d import data as s4d_data
 from ssmflow.studies.s4d.tasks import Split, Task, task_info
 
@@ -54,19 +54,29 @@ def real_transform(spec: dict) -> str:
     return str(spec["axes"].get("real_transform", [ABLATION_AXES["real_transform"]])[0])
 
 
+def sobolev(spec: dict) -> str:
+    """The shard's Sobolev filter (freqbias X4): its `sobolev` axis value, else off."""
+    return str(spec["axes"].get("sobolev", [LRA_AXES["sobolev"]])[0])
+
+
+def alpha_values(spec: dict) -> list[float]:
+    """The shard's Im(lambda) scales alpha (freqbias X4, batched): its `alpha` axis, else [1]."""
+    return [float(v) for v in spec["axes"].get("alpha", [LRA_AXES["alpha"]])]
+
+
 def b_values(spec: dict) -> list[str]:
     """The shard's choices of B (trained, frozen), batched: its `B` axis, else [trained]."""
     return [str(v) for v in spec["axes"].get("B", [ABLATION_AXES["B"]])]
 
 
-def build_model(task: Task, spec: dict, init: str, key) -> S4DModel:
-    """The initial model of one run."""
+def build_model(task: Task, spec: dict, init: str, key, alpha: float = 1.0) -> S4DModel:
+    """The initial model of one run (`alpha`: its Im(lambda) scale, freqbias X4)."""
     model, exp = spec["common"]["model"], spec["settings"]
     return S4DModel(
         task.d_in, task.d_out, channels=model["channels"], state_size=int(spec["axes"]["N"][0]), depth=model["depth"],
         init=init, method=spec["axes"]["disc"][0], dt_min=model["dt_min"], dt_max=model["dt_max"],
-        dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"],
-        real_transform=real_transform(spec), key=key,
+        dropout=exp["dropout"], pooling=task.pooling, legs_b=model["legs_b"], imag_scale=alpha,
+        real_transform=real_transform(spec), sobolev=sobolev(spec), bidirectional=exp.get("bidirectional", False), key=key,
     )
 
 
@@ -135,8 +145,11 @@ def spectra(static, treedef, leaves: list[jax.Array]) -> dict[str, np.ndarray]:
             ssms = eqx.combine(jax.tree.unflatten(treedef, snapshot), static).ssms()
             lam = jnp.stack([s.eigenvalues() for s in ssms])
             cb = jnp.stack([(s.c_re + 1j * s.c_im) * (s.b_re + 1j * s.b_im) for s in ssms])
-            return dict(lambda_re=lam.real, lambda_im=lam.imag, cb_re=cb.real, cb_im=cb.imag,
-                        delta=jnp.stack([s.step() for s in ssms]), d_skip=jnp.stack([s.d for s in ssms]))
+            out = dict(lambda_re=lam.real, lambda_im=lam.imag, cb_re=cb.real, cb_im=cb.imag,
+                       delta=jnp.stack([s.step() for s in ssms]), d_skip=jnp.stack([s.d for s in ssms]))
+            if ssms[0].s_h is not None:  # the learnable Sobolev exponents (freqbias X4)
+                out["s_h"] = jnp.stack([s.s_h for s in ssms])
+            return out
 
         return jax.vmap(one)(leaves)
 
@@ -157,19 +170,19 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     s4d_data.check_matches(spec, data)
     data_digest = str(data.attrs.get("config_digest", ""))
     data = s4d_data.task_data(data)
-    inits, bs, seeds = list(spec["axes"]["init"]), b_values(spec), grid.seed_values(spec)
-    rows = list(itertools.product(inits, bs, seeds))
+    inits, bs, alphas, seeds = list(spec["axes"]["init"]), b_values(spec), alpha_values(spec), grid.seed_values(spec)
+    rows = list(itertools.product(inits, bs, alphas, seeds))
     built, stream_keys = [], []
-    for init, _, seed in rows:
+    for init, _, alpha, seed in rows:
         model_key, stream_key = run_keys(spec, seed)
-        built.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key)))
+        built.append(build_model(task, spec, init, jax.random.wrap_key_data(model_key), alpha))
         stream_keys.append(stream_key)
     params = [eqx.filter(m, eqx.is_array) for m in built]
     static = eqx.partition(built[0], eqx.is_array)[1]
     treedef = jax.tree.structure(params[0])
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params[0]))
     runs = dict(key=jnp.stack(stream_keys), params0=jax.tree.map(lambda *xs: jnp.stack(xs), *params),
-                train_b=jnp.asarray([float(b == "trained") for _, b, _ in rows], jnp.result_type(float)))
+                train_b=jnp.asarray([float(b == "trained") for _, b, _, _ in rows], jnp.result_type(float)))
     if data.train is not None:
         x_train = jnp.asarray(data.train.x, jnp.result_type(float))
         y_train = jnp.asarray(data.train.y)
@@ -209,9 +222,10 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     spec_vals = spectra(static, treedef, flat)
     log.info("trained %d runs in %.1f s (%.0f steps/s), evaluated in %.1f s", len(rows), t_train,
              res.steps_per_second, time.perf_counter() - t0 - t_train)
-    extra_dims = [a for a in ABLATION_AXES if a in spec["axes"]]  # X4 ablation experiments only
+    # the optional axes an experiment gives (X4 ablation, freqbias X4), in the order of `rows`
+    extra_dims = [a for a in OPTION_AXES if a in spec["axes"]]
     run_dims = ("init", "disc", "N", *extra_dims, "seed")
-    shape = (len(inits), 1, 1, *[len(spec["axes"][a]) if a == "B" else 1 for a in extra_dims], len(seeds))
+    shape = (len(inits), 1, 1, *[len(spec["axes"][a]) if a in BATCHED_OPTION_AXES else 1 for a in extra_dims], len(seeds))
     n_rec = len(rec)
 
     def per_run(a, *dims):
@@ -235,8 +249,9 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
     }
     for name in ("lambda_re", "lambda_im", "cb_re", "cb_im"):
         variables[name] = per_record(spec_vals[name], "layer", "channel", "mode")
-    for name in ("delta", "d_skip"):
-        variables[name] = per_record(spec_vals[name], "layer", "channel")
+    for name in ("delta", "d_skip", "s_h"):
+        if name in spec_vals:
+            variables[name] = per_record(spec_vals[name], "layer", "channel")
     model = common["model"]
     ds = xr.Dataset(
         variables,
@@ -245,7 +260,7 @@ def train_shard(spec: dict, data: xr.Dataset | None = None) -> xr.Dataset:
             "N": np.asarray(spec["axes"]["N"]), "seed": np.asarray(seeds), "step": rec,
             "layer": np.arange(model["depth"]), "channel": np.arange(model["channels"]),
             "mode": np.arange(int(spec["axes"]["N"][0]) // 2),
-            **{a: np.array(spec["axes"][a], dtype=object) for a in extra_dims},
+            **{a: np.array(spec["axes"][a], dtype=object if a != "alpha" else float) for a in extra_dims},
         },
     )
     ds.attrs = store.provenance(
