@@ -163,7 +163,7 @@ def make_project(tmp: Path, config: dict | str) -> Path:
 # the experiments those checks read (dynamics F1 and F3, s4d delay, tones and ablation; icl and freqbias whole).
 # One Snakemake process schedules all four, so one study's gate (its checks job) or last
 # training job never leaves a core idle while another study has work.
-ACCEPTANCE_EXPERIMENTS = {"dynamics": ("F1", "F3"), "s4d": ("delay", "tones", "ablation")}
+ACCEPTANCE_EXPERIMENTS = {"dynamics": ("F1", "F3"), "s4d": ("delay", "tones", "lra", "ablation")}
 
 
 def acceptance_config() -> dict:
