@@ -147,10 +147,10 @@ def test_reruns_are_exact_to_the_stage(default_icl):
         "config/README.md": set(),
     })
     assert study_jobs(scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/ood.py"), "icl") == {"icl_ood": 1, "icl_figure": 1}
-    cfg = (default_icl / "config/config.yaml").read_text()
-    assert "ood: {input: [0.5," in cfg
     # the E8 block is the ood stage's settings: editing it re-evaluates, never retrains
-    edited = cfg.replace("ood: {input: [0.5,", "ood: {input: [0.6,")
+    cfg = yaml.safe_load((default_icl / "config/config.yaml").read_text())
+    cfg["icl"]["experiments"]["E1"]["ood"]["input"][0] = 0.6
+    edited = yaml.safe_dump(cfg, sort_keys=False)
     assert study_jobs(scheduled_after_edit(default_icl, "config/config.yaml", edited), "icl") == {"icl_ood": 1, "icl_figure": 1}
     assert study_jobs(scheduled_after_edit(default_icl, "src/ssmflow/ssm/transfer.py"), "icl") == {}  # icl never imports it
     jobs = scheduled_after_edit(default_icl, "src/ssmflow/studies/icl/model.py")  # training code retrains

@@ -172,7 +172,7 @@ def stage_args(study, stage):
         out += [f"--out-html {output.html}"] if stage.csv and stage.headline else []
         if stage.settings:
             value = ssm_grid.stage_settings(VALID, study, wildcards.exp, stage)
-            out.append("--settings " + shlex.quote(json.dumps(value, sort_keys=True)))
+            out.append(f"--settings {shlex.quote(json.dumps(value, sort_keys=True))}")
         return " ".join(out)
 
     return args
