@@ -162,20 +162,31 @@ def stage_inputs(study, stage):
     return inputs
 
 
-def stage_args(study, stage):
-    """params function: the stage command's `--input PRODUCT=PATH ... --out ... [--out-csv ...]
-    [--settings JSON]` (the experiment's `Stage.settings` value: a change reruns the stage)."""
+def stage_args(stage):
+    """params function: the stage command's `--input PRODUCT=PATH ... --out ... [--out-csv ...]`."""
 
     def args(wildcards, input, output):
         out = [f"--input {name}={input[name]}" for name in stage.reads] + [f"--out {output.zarr}"]
         out += [f"--out-csv {output.csv}"] if stage.csv else []
         out += [f"--out-html {output.html}"] if stage.csv and stage.headline else []
-        if stage.settings:
-            value = ssm_grid.stage_settings(VALID, study, wildcards.exp, stage)
-            out.append(f"--settings {shlex.quote(json.dumps(value, sort_keys=True))}")
         return " ".join(out)
 
     return args
+
+
+def stage_settings(study, stage):
+    """params function: the stage command's `--settings JSON`, the experiment's `Stage.settings`
+    value ('' for a stage without). A function of the wildcards alone: Snakemake compares such
+    params with the recorded ones (the params trigger), so editing the value reruns the stage;
+    it does not for a params function of the job's input or output."""
+
+    def arg(wildcards):
+        if not stage.settings:
+            return ""
+        value = ssm_grid.stage_settings(VALID, study, wildcards.exp, stage)
+        return f"--settings {shlex.quote(json.dumps(value, sort_keys=True))}"
+
+    return arg
 
 
 def gather_outputs(study):

@@ -127,13 +127,15 @@ for _decl in STUDIES.values():
             params:
                 study=_s,
                 stage=_stage.name,
-                args=stage_args(_s, _stage),
+                args=stage_args(_stage),
+                settings=stage_settings(_s, _stage),
                 cache=VALID["compile_cache"],
             log:
                 f"results/logs/{_s}/{{exp}}/{_stage.name}.log",
             localrule: True
             shell:
-                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} --cache {params.cache:q} --threads {threads} > {log} 2>&1"
+                "ssmflow stage --study {params.study} --stage {params.stage} {params.args} {params.settings}"
+                " --cache {params.cache:q} --threads {threads} > {log} 2>&1"
 
     # Stores computed from one config section alone (no training), spanning experiments.
     for _store in _decl.study_stores:
