@@ -90,7 +90,7 @@ def ood_dataset(theory: xr.Dataset, trained: Path, *, settings: dict) -> xr.Data
     gd_loss, gd_retuned, eta_retuned, zero = (np.full(ref_shape, np.nan) for _ in range(4))
     eta_train = np.full(shape[:3], np.nan)
     loss_fn = eqx.filter_jit(lambda m, tokens, y_q, scalar: query_loss(predict(m, tokens, scalar), y_q))
-    done_refs = set()
+    task_sets = {}  # (run-dim position, shift, scale) -> the shifted tasks, shared by the seeds
     for run in runs:
         spec, c = run["spec"], run["coords"]
         model = models.load_entry(trained, run)  # sets the precision the model was trained in
@@ -104,14 +104,15 @@ def ood_dataset(theory: xr.Dataset, trained: Path, *, settings: dict) -> xr.Data
         for i, shift in enumerate(SHIFTS):
             for scale in settings.get(shift, []):
                 j = scales.index(float(scale))
-                tasks = shifted_tasks(common, setup.d, setup.n_context, variant, shift, scale, jnp.result_type(float))
-                loss[at + (ks, i, j)] = float(loss_fn(model, tasks.tokens, tasks.y[:, -1], setup.scalar_out))
-                if (at, i, j) not in done_refs:
+                if (at, i, j) not in task_sets:  # the tasks and the GD references, once for every seed
+                    tasks = task_sets[(at, i, j)] = shifted_tasks(common, setup.d, setup.n_context, variant, shift, scale,
+                                                                  jnp.result_type(float))
                     x, y = th.as_float64(tasks)
                     gd_loss[at + (i, j)], gd_retuned[at + (i, j)], eta_retuned[at + (i, j)] = gd_losses(
                         x, y, setup.n_context, setup.blocks, setup.d_y, eta)
                     zero[at + (i, j)] = float(np.mean(0.5 * np.sum(y[:, -1] ** 2, axis=-1)))
-                    done_refs.add((at, i, j))
+                tasks = task_sets[(at, i, j)]
+                loss[at + (ks, i, j)] = float(loss_fn(model, tasks.tokens, tasks.y[:, -1], setup.scalar_out))
         log.info("evaluated %s under %d shifts", run["file"], sum(len(settings.get(s, [])) for s in SHIFTS))
     ref_dims = (*run_dims, "shift", "scale")
     coords = {dim: np.asarray(values[dim]) for dim in (*run_dims, "seed")}

@@ -260,6 +260,20 @@ def figure_drift(inputs: FigureInputs) -> plt.Figure:
     return fig
 
 
+def _seed_bars(ax, df, x: str, hue: str, order, hue_order, palette: dict, metric: str | None) -> None:
+    """Test metric per `x` and `hue`: bars the seed mean, dots the seeds, chance dotted, the
+    metric's axis (F8 and G11)."""
+    kw = dict(x=x, y="test_metric", hue=hue, order=order, hue_order=hue_order, ax=ax, palette=palette, legend=False)
+    sns.barplot(df, errorbar=None, alpha=0.6, **kw)
+    sns.stripplot(df, dodge=True, size=5, edgecolor="k", linewidth=0.5, **kw)
+    ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
+    if chance is not None:
+        ax.axhline(chance, color="gray", lw=0.8, ls=":")
+    _metric_axis(ax, metric)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+
+
 def figure_ablation(inputs: FigureInputs) -> plt.Figure:
     """F8: final test metric per real-part transform (x) and B trained or frozen (hue), one
     panel per (experiment, disc, N) and init; bars the seed mean, dots the seeds, diverged runs counted."""
@@ -288,16 +302,7 @@ def figure_ablation(inputs: FigureInputs) -> plt.Figure:
             have = [str(v) for v in one.real_transform.values]
             order = [t for t in TRANSFORM_ORDER if t in have] + [t for t in have if t not in TRANSFORM_ORDER]
             hue_order = [str(v) for v in one.B.values]
-            sns.barplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
-                        palette=palette, errorbar=None, alpha=0.6, legend=False)
-            sns.stripplot(df, x="real_transform", y="test_metric", hue="B", order=order, hue_order=hue_order, ax=ax,
-                          palette=palette, dodge=True, size=5, legend=False, edgecolor="k", linewidth=0.5)
-            ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
-            if chance is not None:
-                ax.axhline(chance, color="gray", lw=0.8, ls=":")
-            _metric_axis(ax, metric)
-            if ylim is not None:
-                ax.set_ylim(*ylim)
+            _seed_bars(ax, df, "real_transform", "B", order, hue_order, palette, metric)
             diverged = (one.diverged_at >= 0).sum(["seed"]) if "diverged_at" in one else None
             for k, rt in enumerate(order):
                 for j, b in enumerate(hue_order):
@@ -364,17 +369,8 @@ def figure_lra(inputs: FigureInputs) -> plt.Figure:
         df["alpha"] = df["alpha"].map(lambda a: f"{a:g}")
         hue_order = [h for h in ("off", "learnable") if h in set(df["sobolev"])]
         ax = axes[row, 0]
-        sns.barplot(df, x="alpha", y="test_metric", hue="sobolev", hue_order=hue_order, ax=ax, palette=palette,
-                    errorbar=None, alpha=0.6, legend=False)
-        sns.stripplot(df, x="alpha", y="test_metric", hue="sobolev", hue_order=hue_order, ax=ax, palette=palette,
-                      dodge=True, size=5, edgecolor="k", linewidth=0.5, legend=False)
         metric = ds.attrs.get("metric")
-        ylim, chance, _ = METRIC_RANGE.get(metric, (None, None, ""))
-        if chance is not None:
-            ax.axhline(chance, color="gray", lw=0.8, ls=":")
-        _metric_axis(ax, metric)
-        if ylim is not None:
-            ax.set_ylim(*ylim)
+        _seed_bars(ax, df, "alpha", "sobolev", None, hue_order, palette, metric)
         inits = ", ".join(INIT_LABELS.get(str(i), str(i)) for i in ds.init.values)
         ax.set(xlabel=r"$\alpha$ (Im $\lambda$ of the init times $\alpha$)", ylabel=METRIC_LABELS.get(metric, "test metric"),
                title=f"{_title(ds, exp)}: {inits}, N = {', '.join(str(n) for n in ds.N.values)}")

@@ -47,6 +47,7 @@ def rate_dataset(data: xr.Dataset, trained: Path, *, settings: dict) -> xr.Datas
     if not runs:
         raise ValueError(f"{trained} holds no trained models: nothing to evaluate at another rate.")
     spec0 = runs[0]["spec"]
+    task = task_info(spec0["settings"])  # one task per experiment: every shard's settings are its settings
     splits = {1: s4d_data.task_data(data).test, rate: s4d_data.half_rate_test(data)}
     dims = [d for d in RUN_DIMS if d in runs[0]["coords"]] + ["seed"]
     values = {d: sorted({r["coords"][d] for r in runs}) for d in dims}  # labels or numbers, one kind per dim
@@ -57,7 +58,6 @@ def rate_dataset(data: xr.Dataset, trained: Path, *, settings: dict) -> xr.Datas
         by_shard[run["shard"]].append(run)
     for shard, entries in by_shard.items():
         loaded = [models.load_entry(trained, e) for e in entries]  # sets the precision they were trained in
-        task = task_info(entries[0]["spec"]["settings"])
         for j, (r, split) in enumerate(splits.items()):
             at = [m if r == 1 else at_rate(m, r) for m in loaded]
             params = [eqx.filter(m, eqx.is_array) for m in at]
@@ -71,7 +71,6 @@ def rate_dataset(data: xr.Dataset, trained: Path, *, settings: dict) -> xr.Datas
         log.info("evaluated the %d runs of %s at rates %s", len(entries), shard, list(splits))
     coords = {d: np.asarray(values[d], dtype=object if d != "seed" and isinstance(values[d][0], str) else None) for d in dims}
     coords["rate"] = np.asarray(list(splits), dtype=float)
-    task = task_info(spec0["settings"])
     ds = xr.Dataset({k: ((*dims, "rate"), v) for k, v in out.items()}, coords=coords)
     ds.attrs = store.provenance(
         digest({"settings": settings, "specs": sorted({digest(r["spec"]) for r in runs})}), spec0["common"]["precision"],
