@@ -3,12 +3,12 @@
     python bench/job_profile.py [RESULTS]        (default: results)
 
 Each `ssmflow train` job ends its log (RESULTS/logs/<study>/<exp>/train_<shard>.log) with
-one line `job profile (s): total=... import=... data=... first_chunk=... train=... other=...
-write=...` (`ssmflow.cli.job_profile`). This sums those lines per study and over the run
-and prints each part's share of the jobs' wall time: `train` (the engine's steady chunks)
-against the fixed costs around it (imports, the first chunk's compilation, setup and
-evaluation, the store write). `compile~` estimates compilation as the first chunk less one
-steady chunk (where a job ran more than one chunk; else the whole first chunk).
+one line `job profile (s): total=... import=... data=... setup=... compile=... train=...
+evaluate=... write=... n_chunks=... steps=...` (`ssmflow.cli.job_profile`). This sums those
+lines per study and over the run and prints each part's share of the jobs' wall time:
+`train` (the engine running its chunks of steps) against the fixed costs around it
+(imports, opening the data, model setup, compiling the chunk program, evaluation, the
+store write), and the smallest train share of any one job.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PARTS = ("import", "data", "first_chunk", "train", "other", "write")
+PARTS = ("import", "data", "setup", "compile", "train", "evaluate", "write")
 _LINE = re.compile(r"job profile \(s\): (.*)$", re.M)
-_CHUNKS = re.compile(r"ran (\d+) chunks of (\d+) steps")
 
 
 def parse_profile(text: str) -> dict[str, float] | None:
@@ -29,11 +28,9 @@ def parse_profile(text: str) -> dict[str, float] | None:
     return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split())} if lines else None
 
 
-def steady_step_s(text: str, parts: dict[str, float]) -> float:
-    """A training job's steady seconds per ensemble step: its chunks after the first (the
-    profile's `train`) over their steps (the log's `ran N chunks of K steps` lines)."""
-    steps = sum((int(n) - 1) * int(k) for n, k in _CHUNKS.findall(text))
-    return parts["train"] / steps if steps else float("nan")
+def steady_step_s(parts: dict[str, float]) -> float:
+    """A training job's seconds per ensemble step: its chunks' seconds over their steps."""
+    return parts["train"] / parts["steps"] if parts.get("steps") else float("nan")
 
 
 def profiles(results: Path) -> list[tuple[str, str, dict[str, float]]]:
@@ -41,15 +38,9 @@ def profiles(results: Path) -> list[tuple[str, str, dict[str, float]]]:
     out = []
     for log in sorted((results / "logs").glob("*/*/train_*.log")):
         parts = parse_profile(log.read_text())
-        if parts:
+        if parts and "compile" in parts:  # logs of the profile line's earlier layout are skipped
             out.append((log.parts[-3], f"{log.parts[-2]}/{log.stem[len('train_'):]}", parts))
     return out
-
-
-def compile_estimate(parts: dict[str, float]) -> float:
-    """Compilation seconds of one job: its first chunk less one steady chunk."""
-    n = parts.get("n_chunks", 0)
-    return max(parts["first_chunk"] - (parts["train"] / n if n else 0.0), 0.0)
 
 
 def table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
@@ -57,14 +48,13 @@ def table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
     for study, _, parts in rows:
         groups[study].append(parts)
         groups["all"].append(parts)
-    head = "| study | jobs | total s | " + " | ".join(f"{p} %" for p in PARTS) + " | compile~ % | min train % |"
-    lines = [head, "|" + "---|" * (len(PARTS) + 5)]
+    head = "| study | jobs | total s | " + " | ".join(f"{p} %" for p in PARTS) + " | min train % |"
+    lines = [head, "|" + "---|" * (len(PARTS) + 4)]
     for study, jobs in groups.items():
         total = sum(j["total"] for j in jobs)
         shares = [100 * sum(j[p] for j in jobs) / total for p in PARTS]
         worst = min(100 * j["train"] / j["total"] for j in jobs)
-        comp = 100 * sum(compile_estimate(j) for j in jobs) / total
-        lines.append(f"| {study} | {len(jobs)} | {total:.1f} | " + " | ".join(f"{s:.0f}" for s in shares) + f" | {comp:.0f} | {worst:.0f} |")
+        lines.append(f"| {study} | {len(jobs)} | {total:.1f} | " + " | ".join(f"{s:.0f}" for s in shares) + f" | {worst:.0f} |")
     return "\n".join(lines)
 
 

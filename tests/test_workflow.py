@@ -98,6 +98,25 @@ def test_trajectory_and_theory_stores(tiny):
     assert np.isnan(f3.b.sel(N=1, state=1)).all()  # ragged state axis padded with NaN
 
 
+def test_every_training_log_ends_with_its_job_profile(tiny):
+    """One line per training job: its parts add up to its wall time, the engine's compile is
+    apart from its steps, and `steps` counts every chunk (`cli.job_profile`)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from job_profile import PARTS, parse_profile, profiles, table
+
+    rows = profiles(tiny / "results")
+    assert len(rows) == 3  # F1's one shard and F3's two
+    cfg = tiny_config()["dynamics"]
+    for _, job, parts in rows:
+        assert abs(sum(parts[p] for p in PARTS) - parts["total"]) < 0.05, (job, parts)  # 8 values to 0.01 s
+        assert all(parts[p] >= 0 for p in PARTS), (job, parts)
+        assert parts["compile"] > 0 and parts["train"] > 0, (job, parts)
+        # each record schedule ends at the run's last step: the chunks of 500 cover it
+        assert parts["steps"] == parts["n_chunks"] * cfg["chunk_steps"] and parts["n_chunks"] >= 1, (job, parts)
+    assert parse_profile("no profile here") is None
+    assert "| all | 3 |" in table(rows)
+
+
 def test_readme_code_opens_the_stores_without_a_warning(tiny):
     """README "What you get": stores the workflow made, each holding the `.snakemake_timestamp`
     Snakemake adds to a `directory()` output, open under -W error (both warnings were raised)."""

@@ -268,24 +268,30 @@ def job_profile(start: float, imported: float, data: float, trained: float, end:
     """One line: where a training job's wall time went (seconds since ssmflow was imported).
 
     import = interpreter modules, JAX and the study's code; data = opening the data store;
-    first_chunk = the engine's first chunk per call (compilation or cache load, plus one
-    chunk of steps); train = the engine's other chunks; other = model setup, data
-    conversion and evaluation; write = the atomic store write and the run archive.
-    `bench/job_profile.py` sums these lines over a run's training logs.
+    compile = tracing, lowering and compiling the engine's chunk programs (or loading them
+    from the persistent cache); train = running every chunk of steps; evaluate = the job's
+    work after its last `train_ensemble` call (evaluating snapshots, spectra, assembling the
+    Dataset); setup = the rest of the job's work (building the models, converting the data,
+    the engine's carry and records); write = the atomic store write and the run archive.
+    `steps` counts the ensemble steps the chunks ran. `bench/job_profile.py` sums these
+    lines over a run's training logs.
     """
-    from ssmflow.train import ENGINE_SECONDS
+    from ssmflow.train import ENGINE_SECONDS as eng
 
-    first, chunks = ENGINE_SECONDS["first_chunk"], ENGINE_SECONDS["chunks"]
+    ended = eng["ended"] if eng["ended"] is not None else trained
+    evaluate = trained - ended
     parts = {
         "total": end - start,
         "import": imported - start,
         "data": data - imported,
-        "first_chunk": first,
-        "train": chunks,
-        "other": trained - data - first - chunks,
+        "setup": trained - data - eng["compile"] - eng["train"] - evaluate,
+        "compile": eng["compile"],
+        "train": eng["train"],
+        "evaluate": evaluate,
         "write": end - trained,
     }
-    return "job profile (s): " + " ".join(f"{k}={v:.2f}" for k, v in parts.items()) + f" n_chunks={ENGINE_SECONDS['n_chunks']}"
+    return ("job profile (s): " + " ".join(f"{k}={v:.2f}" for k, v in parts.items())
+            + f" n_chunks={eng['n_chunks']} steps={eng['steps']}")
 
 
 def cmd_gather(a) -> int:
