@@ -323,7 +323,7 @@ def run_probe(spec: dict, steps: int = PROBE_STEPS, mem_budget_mb: float | None 
     with tempfile.TemporaryDirectory(prefix="ssmflow-probe-") as tmp:
         store.write_atomic(ds, Path(tmp) / "shard.zarr", whole=decl.whole_dims)
     t_written = time.perf_counter()
-    engine = sum(train.ENGINE_SECONDS[k] - before[k] for k in ("first_chunk", "chunks"))
+    engine = sum(train.ENGINE_SECONDS[k] - before[k] for k in ("compile", "train"))
     engine += sum(call["overhead_s"] for call in probe.calls)  # the probe's own, not the job's
     return {
         **head, "import_s": t_imported - ssmflow.IMPORTED_AT, "data_s": t_data - t_imported,

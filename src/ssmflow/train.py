@@ -682,6 +682,7 @@ def train_ensemble(
                 carry = take_runs(carry, timed.runs_timed)
         if timed.first is not None:  # a slow step: its short chunk has run, and it is the probe's first chunk
             carry, first_s, chunks_run, done = timed.first[0], compile_s + timed.first[1], 1, chunk_steps
+            run_s = timed.first[1]
     steady: list[float] = []
     with _sigterm_flag(checkpoint is not None) as terminated:
         while done < n_total and (probe is None or chunks_run < least
