@@ -18,6 +18,17 @@ from ssmflow.cli import retain_heap
 # runs with (`ssmflow.cli.retain_heap`), set before JAX starts its thread pools.
 retain_heap()
 
+# The suite compiles with most of XLA's optimizations off (`jax_disable_most_optimizations`:
+# backend optimization level 0, no expensive LLVM passes), in-process and in every job of
+# the small pipelines it runs (subprocesses inherit the variable): its programs are small and
+# run briefly, so compiling them dominated the suite's CPU time (the in-process tests, two
+# workers: 601 CPU-s with the optimizations, 442 without; BENCHMARKS.md, "Test suite"). The
+# tests check identities and tolerances, which do not depend on how the code was optimized,
+# and compare runs made under one setting. The default config's run (`default_run`), whose
+# numbers are the acceptance checks, runs as a user's run does: with the optimizations.
+UNOPTIMIZED = "JAX_DISABLE_MOST_OPTIMIZATIONS"
+os.environ.setdefault(UNOPTIMIZED, "1")
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -180,16 +191,20 @@ def default_run(tmp_path_factory) -> Path:
     """A complete run of `acceptance_config()` (all four studies, --cores 2), read-only for
     the tests that use it: they check its stores and dry-run edits (restored) on it."""
     proj = make_project(tmp_path_factory.mktemp("default_run"), acceptance_config())
-    smk(proj)
+    smk(proj, optimized=True)
     return proj
 
 
-def smk(proj: Path, *args: str, check: bool = True):
-    """Real Snakemake (`--cores 2`) in a project; raises with its output's tail when it fails."""
+def smk(proj: Path, *args: str, check: bool = True, optimized: bool = False):
+    """Real Snakemake (`--cores 2`) in a project; raises with its output's tail when it fails.
+    `optimized`: its jobs compile with XLA's optimizations, as outside the suite (`UNOPTIMIZED`)."""
     import subprocess
 
+    env = venv_env()
+    if optimized:
+        env.pop(UNOPTIMIZED, None)
     res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=proj, capture_output=True, text=True,
-                         env=venv_env())
+                         env=env)
     if check and res.returncode != 0:
         raise AssertionError(res.stdout[-3000:] + res.stderr[-3000:])
     return res
