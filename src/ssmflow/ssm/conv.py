@@ -1,10 +1,15 @@
-"""Applying a diagonal SSM to a sequence: FFT convolution and the recurrent reference paths.
+"""Applying a diagonal SSM to a sequence: the causal convolution paths and the recurrent references.
 
     (15) y = irfft( rfft(u, n=2L) rfft(Kbar, n=2L), n=2L )[0:L]       (linear, causal)
+         y_l = sum_{j <= l} Kbar_{l-j} u_j = (T u)_l,  T_{lj} = Kbar_{l-j}  (Toeplitz product)
     (17) x_l = Abar x_{l-1} + Bbar u_l,  x_{-1} = 0,  y_l = 2 Re(C x_l)
 
-Padding to 2L makes the FFT product a linear (not circular) convolution. The recurrences
-are the references for tests and streaming; the skip term D u is added by the caller.
+`causal_conv` is the one entry point of the layers: it runs eq. 15 by the path its `conv`
+option names (`CONVS`), "auto" choosing by length and backend (`conv_path`). Padding to
+2L makes the FFT product a linear (not circular) convolution; the Toeplitz product costs
+O(L^2) per sequence but is one batched matrix product, which wins on the CPU for short
+sequences (BENCHMARKS.md, "S4D convolution paths"). The recurrences are the references for
+tests and streaming; the skip term D u is added by the caller.
 """
 
 from __future__ import annotations
@@ -13,6 +18,14 @@ import jax
 import jax.numpy as jnp
 
 from ssmflow._types import Array, Complex, Float
+
+#: the paths of `causal_conv`: "auto" (`conv_path` picks one), the 2L-point FFT product
+#: (eq. 15), the product with the (L, L) Toeplitz matrix of the kernel
+CONVS = ("auto", "fft", "toeplitz")
+#: the longest sequence at which "auto" takes the Toeplitz product on the CPU: measured
+#: faster than the FFT for the S4D block's train step at L = 32 and 64, slower from L = 128
+#: (BENCHMARKS.md, "S4D convolution paths"); on other backends "auto" is the FFT (unmeasured)
+TOEPLITZ_MAX_LENGTH = 64
 
 
 def causal_fft_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch time"]) -> Float[Array, "*batch time"]:
@@ -24,6 +37,52 @@ def causal_fft_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch
     length = u.shape[-1]
     n = 2 * length
     return jnp.fft.irfft(jnp.fft.rfft(u, n=n) * jnp.fft.rfft(kernel, n=n), n=n)[..., :length]
+
+
+def causal_toeplitz_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch time"]) -> Float[Array, "*batch time"]:
+    """The causal convolution of `causal_fft_conv` as one product y_l = sum_j T_{jl} u_j
+    with the upper-triangular Toeplitz matrix T_{jl} = K_{l-j} (0 for j > l).
+
+    T is built without a gather: the kernel padded with L zeros to 2L, tiled L times and
+    cut into rows of 2L - 1 shifts each row one place, so row j holds K_{l-j} at column l
+    and zeros left of the diagonal (its gradient is a plain sum over the tiles). Memory is
+    L^2 per kernel: meant for short sequences (`TOEPLITZ_MAX_LENGTH`).
+
+    **Arguments:** `u` and `kernel`, broadcastable, last axis L.
+    **Returns:** `y` with the last axis L.
+    """
+    length = kernel.shape[-1]
+    padded = jnp.pad(kernel, [(0, 0)] * (kernel.ndim - 1) + [(0, length)])
+    rows = jnp.tile(padded, length)[..., : length * (2 * length - 1)]
+    toeplitz = rows.reshape(*kernel.shape[:-1], length, 2 * length - 1)[..., :length]
+    return jnp.einsum("...jl,...j->...l", toeplitz, u)
+
+
+def conv_path(conv: str, length: int, backend: str | None = None) -> str:
+    """The path `causal_conv` runs: `conv` itself, or for "auto" the Toeplitz product on
+    the CPU up to `TOEPLITZ_MAX_LENGTH` and the FFT otherwise.
+
+    **Arguments:** `conv`: one of `CONVS`; `length`: L; `backend`: a JAX backend name
+    (default: `jax.default_backend()`).
+    """
+    if conv not in CONVS:
+        raise ValueError(f"`conv` (={conv!r}) is not a convolution path; expected one of {CONVS}.")
+    if conv != "auto":
+        return conv
+    backend = jax.default_backend() if backend is None else backend
+    return "toeplitz" if backend == "cpu" and length <= TOEPLITZ_MAX_LENGTH else "fft"
+
+
+def causal_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch time"], conv: str = "auto") -> Float[Array, "*batch time"]:
+    """The causal convolution y_l = sum_{j <= l} K_{l-j} u_j (eq. 15) by the path `conv`
+    (one of `CONVS`; `conv_path` resolves "auto"): `causal_fft_conv` or `causal_toeplitz_conv`.
+
+    **Arguments:** `u` and `kernel`, broadcastable, last axis L; `conv`: the path.
+    **Returns:** `y` with the last axis L.
+    """
+    if conv_path(conv, u.shape[-1]) == "toeplitz":
+        return causal_toeplitz_conv(u, kernel)
+    return causal_fft_conv(u, kernel)
 
 
 def scan_recurrence(abar: Complex[Array, " mode"], bbar: Complex[Array, " mode"], c: Complex[Array, " mode"],
