@@ -13,7 +13,8 @@ from the Equinox block) and their outputs are compared before timing.
    block, LayerNorm -> kernel -> FFT conv (2L) + D u -> GELU -> Linear(H, 2H) -> GLU ->
    residual, on an MSE loss to a fixed target. PyTorch eager: one model. ssmflow: the
    jitted step of one model, and an ensemble of R models trained by the engine
-   (`ssmflow.train.train_ensemble`, vmapped, one compiled `lax.scan` per chunk).
+   (`ssmflow.train.train_ensemble`, one compiled `lax.scan` per chunk), the R models
+   vmapped (`batching="vmap"`) and one after another (`batching="map"`).
    One model-step = one optimizer step of one model.
 
 Printed as time per call and calls (model-steps) per second, with ratios to PyTorch, and
@@ -148,8 +149,9 @@ def timed(fn, repeat: int) -> float:
     return best
 
 
-def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int) -> float:
-    """Model-steps/s of the engine training `n_runs` copies of the block (vmapped, compile excluded)."""
+def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int, batching: str = "vmap") -> float:
+    """Model-steps/s of the engine training `n_runs` copies of the block (`batching`: "vmap"
+    or "map", as `train.train_ensemble`; compile excluded)."""
     params, static = eqx.partition(block, eqx.is_array)
     runs = dict(
         key=jnp.stack([train.run_key("bench", {"run": i}) for i in range(n_runs)]),
@@ -162,7 +164,7 @@ def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int) -> float:
         lambda model, run, key: jax_loss(model, run["x"], run["y"]),
         lambda model, run: {},
         runs, np.tile([0, 2 * chunk - 1], (n_runs, 1)), optimizer_fn=lambda run: optimizer(),
-        chunk_steps=chunk, batching="vmap",
+        chunk_steps=chunk, batching=batching,
     )
     return res.steps_per_second * n_runs
 
@@ -222,6 +224,7 @@ def compare(size: str, n_runs: int, n_steps: int, conv: str, limits: tuple[float
 
     t_step_jax = timed(run_jax_step, n_steps)
     sps_engine = engine_steps_per_second(block, x, y, n_runs, n_steps)
+    sps_map = engine_steps_per_second(block, x, y, n_runs, n_steps, batching="map")
 
     flops, nbytes, _, _ = step_work(block, x, y)
     bound = max(flops / limits[0], nbytes / limits[1])
@@ -232,6 +235,7 @@ def compare(size: str, n_runs: int, n_steps: int, conv: str, limits: tuple[float
         ("train step", "PyTorch eager, one model", t_step_torch, t_step_torch),
         ("train step", "ssmflow, jitted step, one model", t_step_jax, t_step_torch),
         ("train step", f"ssmflow engine, {n_runs} models vmapped, lax.scan", 1.0 / sps_engine, t_step_torch),
+        ("train step", f"ssmflow engine, {n_runs} models lax.map, lax.scan", 1.0 / sps_map, t_step_torch),
     ]
     print(f"{'what':<15}{'implementation':<46}{'ms per call':>12}{'per s':>10}{'x torch':>9}{'% of limit':>11}")
     for what, impl, t, ref in rows:

@@ -22,10 +22,11 @@ from ssmflow._types import Array, Complex, Float
 #: the paths of `causal_conv`: "auto" (`conv_path` picks one), the 2L-point FFT product
 #: (eq. 15), the product with the (L, L) Toeplitz matrix of the kernel
 CONVS = ("auto", "fft", "toeplitz")
-#: the longest sequence at which "auto" takes the Toeplitz product on the CPU: measured
-#: faster than the FFT for the S4D block's train step at L = 32 and 64, slower from L = 128
-#: (BENCHMARKS.md, "S4D convolution paths"); on other backends "auto" is the FFT (unmeasured)
-TOEPLITZ_MAX_LENGTH = 64
+#: the longest sequence at which "auto" takes the Toeplitz product on the CPU: the S4D
+#: block's loss + gradient measured 1-5 % faster than with the FFT at L = 16 and 32, even
+#: at 64, slower from 128 on (`bench/conv_paths.py`; BENCHMARKS.md, "S4D convolution
+#: paths"); on other backends "auto" is the FFT (unmeasured)
+TOEPLITZ_MAX_LENGTH = 32
 
 
 def causal_fft_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch time"]) -> Float[Array, "*batch time"]:
