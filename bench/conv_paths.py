@@ -4,9 +4,9 @@
 
 For each size (H, N, L, batch), one jitted loss + gradient of the S4D block of
 `bench/bench_s4d.py` (vmapped over the batch, float32, S4D-LegS, ZOH) with each path of
-`ssmflow.ssm.conv.CONVS` ("fft", "toeplitz"; the Toeplitz product only up to L = 256,
-where its (H, L, L) matrix stays small), the paths interleaved for `--rounds` rounds;
-prints the median ms per call, the ratio toeplitz / fft, and what "auto" picks on this
+`ssmflow.ssm.conv.CONVS` ("fft", "fft_split", "toeplitz"; the Toeplitz product only up to
+L = 256, where its (H, L, L) matrix stays small), the paths interleaved for `--rounds`
+rounds; prints the median ms per call, the ratios to "fft", and what "auto" picks on this
 backend (`conv.conv_path`). Not a timed test: numbers depend on the machine and its load.
 """
 
@@ -25,7 +25,8 @@ from ssmflow.ssm import conv
 
 #: (H, N, L, batch): the default config's s4d block at several lengths, and the issue's block
 SIZES = [(16, 64, 16, 16), (16, 64, 32, 16), (16, 64, 64, 16), (16, 64, 128, 16), (16, 64, 256, 16),
-         (64, 64, 32, 32), (64, 64, 64, 32), (64, 64, 128, 32), (64, 64, 256, 32), (64, 64, 1024, 32)]
+         (16, 64, 1024, 16), (64, 64, 32, 32), (64, 64, 64, 32), (64, 64, 128, 32), (64, 64, 256, 32),
+         (64, 64, 512, 32), (64, 64, 1024, 32)]
 TOEPLITZ_LONGEST = 256
 
 
@@ -37,9 +38,10 @@ def main() -> int:
     set_malloc(a.default_malloc)
     jax.config.update("jax_enable_x64", False)
     print(f"jax {jax.__version__} ({jax.default_backend()}); loss + gradient of the S4D block, ms per call (median)")
-    print(f"{'H':>4}{'N':>4}{'L':>6}{'batch':>6}{'fft':>10}{'toeplitz':>10}{'toep/fft':>10}  auto")
+    print(f"{'H':>4}{'N':>4}{'L':>6}{'batch':>6}{'fft':>10}{'fft_split':>10}{'toeplitz':>10}{'split/fft':>10}"
+          f"{'toep/fft':>10}  auto")
     for h, n, length, batch in SIZES:
-        paths = ["fft"] + (["toeplitz"] if length <= TOEPLITZ_LONGEST else [])
+        paths = ["fft", "fft_split"] + (["toeplitz"] if length <= TOEPLITZ_LONGEST else [])
         steps = {}
         for path in paths:
             block, x, y = jax_setup(h, n, length, batch, path)
@@ -50,8 +52,9 @@ def main() -> int:
             for path, (step, block, x, y) in steps.items():
                 times[path].append(timed(lambda s=step, b=block, x=x, y=y: jax.block_until_ready(s(b, x, y)), repeat))
         med = {path: 1e3 * float(np.median(t)) for path, t in times.items()}
-        toep = f"{med['toeplitz']:>10.2f}{med['toeplitz'] / med['fft']:>10.2f}" if "toeplitz" in med else f"{'-':>10}{'-':>10}"
-        print(f"{h:>4}{n:>4}{length:>6}{batch:>6}{med['fft']:>10.2f}{toep}  {conv.conv_path('auto', length)}", flush=True)
+        toep = med.get("toeplitz", np.nan)
+        print(f"{h:>4}{n:>4}{length:>6}{batch:>6}{med['fft']:>10.2f}{med['fft_split']:>10.2f}{toep:>10.2f}"
+              f"{med['fft_split'] / med['fft']:>10.2f}{toep / med['fft']:>10.2f}  {conv.conv_path('auto', length, h)}", flush=True)
     return 0
 
 

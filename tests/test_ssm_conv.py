@@ -11,7 +11,7 @@ import pytest
 from ssmflow.ssm import conv, discretize, init, kernels, layers
 
 N, L = 16, 96
-PATHS = ("fft", "toeplitz")
+PATHS = ("fft", "fft_split", "toeplitz")
 
 
 def _rel_max(a, b) -> float:
@@ -44,15 +44,16 @@ def _by_path(path: str):
 
 def _by_scan(p, u):
     disc, c = _system(p)
-    return conv.scan_recurrence(disc.abar, disc.bbar, c, u)
+    return jax.vmap(conv.scan_recurrence, in_axes=(None, None, None, 0))(disc.abar, disc.bbar, c, u)
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_every_path_matches_scan_recurrence_with_gradients(path):
-    """float64: y and the gradients of <w, y> w.r.t. u and every SSM leaf, to 1e-10."""
+    """float64, three sequences through one channel's kernel: y and the gradients of <w, y>
+    w.r.t. u and every SSM leaf, to 1e-10."""
     p = _params()
-    u = jax.random.normal(jax.random.key(1), (L,))
-    w = jax.random.normal(jax.random.key(2), (L,))
+    u = jax.random.normal(jax.random.key(1), (3, L))
+    w = jax.random.normal(jax.random.key(2), (3, L))
     y, ref = jax.jit(_by_path(path))(p, u), jax.jit(_by_scan)(p, u)
     assert _rel_max(y, ref) < 1e-10
     grads = jax.jit(jax.grad(lambda p, u: jnp.sum(w * _by_path(path)(p, u)), argnums=(0, 1)))(p, u)
@@ -77,20 +78,31 @@ def test_every_path_matches_fft_in_float32_with_gradients(path, length):
         assert _rel_max(g, r) < 1e-4
 
 
-def test_auto_takes_toeplitz_for_short_sequences_on_cpu_only():
-    assert conv.conv_path("auto", conv.TOEPLITZ_MAX_LENGTH, "cpu") == "toeplitz"
-    assert conv.conv_path("auto", conv.TOEPLITZ_MAX_LENGTH + 1, "cpu") == "fft"
-    assert conv.conv_path("auto", 16, "gpu") == "fft"
-    assert conv.conv_path("toeplitz", 4096, "gpu") == "toeplitz"
-    # the default config's S4D sequences (L = 128, 256) keep the FFT path
-    assert conv.conv_path("auto", 128, "cpu") == conv.conv_path("auto", 256, "cpu") == "fft"
+def test_auto_picks_by_length_and_channels_on_cpu_only():
+    wide = conv.FFT_SPLIT_MIN_CHANNELS
+    assert conv.conv_path("auto", conv.TOEPLITZ_MAX_LENGTH, wide, "cpu") == "toeplitz"
+    assert conv.conv_path("auto", conv.TOEPLITZ_MAX_LENGTH + 1, wide - 1, "cpu") == "fft"
+    assert conv.conv_path("auto", 1024, wide, "cpu") == "fft_split"
+    assert conv.conv_path("auto", 16, wide, "gpu") == conv.conv_path("auto", 1024, wide, "gpu") == "fft"
+    assert conv.conv_path("toeplitz", 4096, 1, "gpu") == "toeplitz"
+    # the default config's S4D models (H = 16, L = 128 and 256) keep the FFT path
+    assert conv.conv_path("auto", 128, 16, "cpu") == conv.conv_path("auto", 256, 16, "cpu") == "fft"
+
+
+def test_split_fft_keeps_every_channel_of_the_fft():
+    """Uneven groups (5 channels in 2) and more groups than channels give the FFT path's numbers."""
+    u = jax.random.normal(jax.random.key(8), (2, 5, 40))
+    k = jax.random.normal(jax.random.key(9), (5, 40))
+    ref = conv.causal_fft_conv(u, k)
+    for groups in (2, 3, 7):
+        assert _rel_max(conv.causal_fft_conv_split(u, k, groups), ref) < 1e-14
 
 
 def test_unknown_path_error_names_option_value_and_allowed():
     u = jnp.ones((8,))
-    with pytest.raises(ValueError, match=r"`conv` \(='chunked'\).*'auto', 'fft', 'toeplitz'"):
+    with pytest.raises(ValueError, match=r"`conv` \(='chunked'\).*'auto', 'fft', 'fft_split', 'toeplitz'"):
         conv.causal_conv(u, u, "chunked")
-    with pytest.raises(ValueError, match=r"`conv` \(='chunked'\).*'auto', 'fft', 'toeplitz'"):
+    with pytest.raises(ValueError, match=r"`conv` \(='chunked'\).*'auto', 'fft', 'fft_split', 'toeplitz'"):
         layers.DiagonalSSM(2, 4, conv="chunked", key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"`conv` \(='toeplitz'\).*sobolev='learnable'"):
         layers.DiagonalSSM(2, 4, sobolev="learnable", conv="toeplitz", key=jax.random.key(0))

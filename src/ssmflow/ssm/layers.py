@@ -110,7 +110,7 @@ class DiagonalSSM(eqx.Module):
         y_l = sum_{j <= l} K_{l-j} u_j + sum_{j > l} K'_{j-l-1} u_j; `key`: PRNG key (C, D,
         Delta and the random init; the backward C from a key of its own, so a unidirectional
         model's leaves are unchanged); `conv`: the path of the causal convolution, one of
-        `ssmflow.ssm.conv.CONVS` ("auto": by length and backend, `conv_path`); the Sobolev
+        `ssmflow.ssm.conv.CONVS` ("auto": by H, L and backend, `conv_path`); the Sobolev
         filter and the bidirectional kernel always take the FFT (they act on its spectrum)."""
         if method not in METHODS:
             raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
