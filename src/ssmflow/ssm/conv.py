@@ -29,7 +29,7 @@ CONVS = ("auto", "fft", "fft_split", "toeplitz")
 #: numbers do not depend on the machine; two is what the 2-core machine measured best
 FFT_SPLIT_GROUPS = 2
 #: the longest sequence at which "auto" takes the Toeplitz product on the CPU: the S4D
-#: block's loss + gradient measured 1-5 % faster than with the FFT at L = 16 and 32, even
+#: block's loss + gradient measured 1-8 % faster than with the FFT at L = 16 and 32, even
 #: at 64, slower from 128 on (`bench/conv_paths.py`; BENCHMARKS.md, "S4D convolution
 #: paths"); on other backends "auto" is the FFT (unmeasured)
 TOEPLITZ_MAX_LENGTH = 32
@@ -69,8 +69,8 @@ def causal_toeplitz_conv(u: Float[Array, "*batch time"], kernel: Float[Array, "*
     return jnp.einsum("...jl,...j->...l", toeplitz, u)
 
 
-def causal_fft_conv_split(u: Float[Array, "*batch channel time"], kernel: Float[Array, "*batch channel time"],
-                           groups: int = FFT_SPLIT_GROUPS) -> Float[Array, "*batch channel time"]:
+def causal_fft_conv_split(u: Float[Array, "*batch time"], kernel: Float[Array, "*batch time"],
+                           groups: int = FFT_SPLIT_GROUPS) -> Float[Array, "*batch time"]:
     """`causal_fft_conv` over `groups` slices of the channel axis (the second-to-last),
     concatenated back: each slice's transforms are separate FFT ops, which XLA's CPU runtime
     runs concurrently on its threads, while one batched FFT op over every channel runs no
@@ -78,7 +78,8 @@ def causal_fft_conv_split(u: Float[Array, "*batch channel time"], kernel: Float[
     channel's numbers are those of `causal_fft_conv`; only reductions that XLA fuses across
     the slices (a kernel's gradient summed over a batch) may round differently.
 
-    **Arguments:** `u` and `kernel`, `(..., channel, L)`, broadcastable; `groups`: slices.
+    **Arguments:** `u` and `kernel`, `(..., channel, L)`, broadcastable (a kernel `(L,)`
+    serves every channel; a `u` of one sequence `(L,)` is not split); `groups`: slices.
     **Returns:** `y`, `(..., channel, L)`.
     """
     if u.ndim < 2:  # one channel: nothing to split
