@@ -13,14 +13,20 @@ from the Equinox block) and their outputs are compared before timing.
    block, LayerNorm -> kernel -> FFT conv (2L) + D u -> GELU -> Linear(H, 2H) -> GLU ->
    residual, on an MSE loss to a fixed target. PyTorch eager: one model. ssmflow: the
    jitted step of one model, and an ensemble of R models trained by the engine
-   (`ssmflow.train.train_ensemble`, vmapped, one compiled `lax.scan` per chunk).
+   (`ssmflow.train.train_ensemble`, one compiled `lax.scan` per chunk), the R models
+   vmapped (`batching="vmap"`) and one after another (`batching="map"`).
    One model-step = one optimizer step of one model.
 
-Printed as time per call and calls (model-steps) per second, with ratios to PyTorch.
-Not a timed test: numbers depend on the machine and its load. Skips with a message
-when PyTorch is not installed (it is not a dependency of ssmflow).
+Printed as time per call and calls (model-steps) per second, with ratios to PyTorch, and
+each train step as a percentage of this machine's roofline limit for it (measured in the
+same run: `bench/roofline_s4d.py`, 100 % = at the limit). Not a timed test: numbers depend
+on the machine and its load. Skips with a message when PyTorch is not installed (it is not
+a dependency of ssmflow).
 
-    python bench/bench_s4d.py [--runs 4] [--runs-small 15] [--steps 20] [--profile]
+    python bench/bench_s4d.py [--runs 4] [--runs-small 15] [--steps 20] [--conv auto] [--profile]
+
+`--conv` picks the ssmflow block's convolution path (`ssmflow.ssm.conv.CONVS`; "auto" is
+the layers' default).
 
 `--profile` also prints where the compiled train step spends its time at the issue size
 (XLA ops from a `jax.profiler` trace, grouped into FFTs, dots and elementwise fusions).
@@ -38,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmflow import cli, train
+from ssmflow.ssm.conv import CONVS
 from ssmflow.ssm.discretize import discretize
 from ssmflow.ssm.kernels import vandermonde_kernel_naive
 from ssmflow.ssm.layers import S4DBlock
@@ -48,8 +55,8 @@ LR, LR_SSM, WD = 4e-3, 1e-3, 0.01
 SIZES = {"issue": (64, 64, 1024, 32), "default grid": (16, 64, 256, 16)}
 
 
-def jax_setup(h: int, n: int, length: int, batch: int):
-    block = S4DBlock(h, n, init="legs", method="zoh", key=jax.random.key(0))
+def jax_setup(h: int, n: int, length: int, batch: int, conv: str = "auto"):
+    block = S4DBlock(h, n, init="legs", method="zoh", conv=conv, key=jax.random.key(0))
     kx, ky = jax.random.split(jax.random.key(1))
     x = jax.random.normal(kx, (batch, h, length), jnp.float32)  # (batch, H, L), as the block maps (H, L)
     y = jax.random.normal(ky, (batch, h, length), jnp.float32)
@@ -142,8 +149,9 @@ def timed(fn, repeat: int) -> float:
     return best
 
 
-def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int) -> float:
-    """Model-steps/s of the engine training `n_runs` copies of the block (vmapped, compile excluded)."""
+def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int, batching: str = "vmap") -> float:
+    """Model-steps/s of the engine training `n_runs` copies of the block (`batching`: "vmap"
+    or "map", as `train.train_ensemble`; compile excluded)."""
     params, static = eqx.partition(block, eqx.is_array)
     runs = dict(
         key=jnp.stack([train.run_key("bench", {"run": i}) for i in range(n_runs)]),
@@ -156,22 +164,24 @@ def engine_steps_per_second(block, x, y, n_runs: int, n_steps: int) -> float:
         lambda model, run, key: jax_loss(model, run["x"], run["y"]),
         lambda model, run: {},
         runs, np.tile([0, 2 * chunk - 1], (n_runs, 1)), optimizer_fn=lambda run: optimizer(),
-        chunk_steps=chunk, batching="vmap",
+        chunk_steps=chunk, batching=batching,
     )
     return res.steps_per_second * n_runs
 
 
-def compare(size: str, n_runs: int, n_steps: int) -> None:
-    """Print the side-by-side table for one block size."""
+def compare(size: str, n_runs: int, n_steps: int, conv: str, limits: tuple[float, float]) -> None:
+    """Print the side-by-side table for one block size (`limits`: the machine's peak FLOP/s
+    and bandwidth, `roofline_s4d.machine_limits`)."""
     import torch
+    from roofline_s4d import step_work
 
     h, n, length, batch = SIZES[size]
-    block, x, y = jax_setup(h, n, length, batch)
+    block, x, y = jax_setup(h, n, length, batch, conv)
     tblock = torch_block(block)
     tx, ty = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y))
     with torch.no_grad():
         gap = float(np.max(np.abs(tblock(tx).numpy() - np.asarray(jax.vmap(block)(x)))))
-    print(f"\n{size}: S4D block H={h} N={n} L={length} batch={batch} float32 | jax {jax.__version__} "
+    print(f"\n{size}: S4D block H={h} N={n} L={length} batch={batch} float32, conv={conv} | jax {jax.__version__} "
           f"({jax.devices()[0].platform}), torch {torch.__version__} ({torch.get_num_threads()} threads) | "
           f"max |out_jax - out_torch| = {gap:.1e}")
 
@@ -214,7 +224,10 @@ def compare(size: str, n_runs: int, n_steps: int) -> None:
 
     t_step_jax = timed(run_jax_step, n_steps)
     sps_engine = engine_steps_per_second(block, x, y, n_runs, n_steps)
+    sps_map = engine_steps_per_second(block, x, y, n_runs, n_steps, batching="map")
 
+    flops, nbytes, _, _ = step_work(block, x, y)
+    bound = max(flops / limits[0], nbytes / limits[1])
     rows = [
         ("kernel (H, L)", "PyTorch eager, materialized Vandermonde", t_kernel_torch, t_kernel_torch),
         ("kernel (H, L)", "ssmflow, materialized (jit)", t_kernel_naive, t_kernel_torch),
@@ -222,13 +235,18 @@ def compare(size: str, n_runs: int, n_steps: int) -> None:
         ("train step", "PyTorch eager, one model", t_step_torch, t_step_torch),
         ("train step", "ssmflow, jitted step, one model", t_step_jax, t_step_torch),
         ("train step", f"ssmflow engine, {n_runs} models vmapped, lax.scan", 1.0 / sps_engine, t_step_torch),
+        ("train step", f"ssmflow engine, {n_runs} models lax.map, lax.scan", 1.0 / sps_map, t_step_torch),
     ]
-    print(f"{'what':<15}{'implementation':<46}{'ms per call':>12}{'per s':>10}{'x torch':>9}")
+    print(f"{'what':<15}{'implementation':<46}{'ms per call':>12}{'per s':>10}{'x torch':>9}{'% of limit':>11}")
     for what, impl, t, ref in rows:
-        print(f"{what:<15}{impl:<46}{1e3 * t:>12.2f}{1.0 / t:>10.1f}{ref / t:>9.2f}")
+        roof = f"{100 * bound / t:>10.1f}%" if what == "train step" else ""
+        print(f"{what:<15}{impl:<46}{1e3 * t:>12.2f}{1.0 / t:>10.1f}{ref / t:>9.2f}{roof}")
+    print(f"roofline of the train step: {flops / 1e9:.3f} GFLOP, {nbytes / 1e6:.0f} MB (XLA count) -> limit "
+          f"{1e3 * bound:.2f} ms (compute {1e3 * flops / limits[0]:.2f}, memory {1e3 * nbytes / limits[1]:.2f}); "
+          f"3x PyTorch would be {1e3 * t_step_torch / 3:.1f} ms = {100 * bound / (t_step_torch / 3):.1f} % of the limit")
 
 
-def profile_step(size: str = "issue", repeat: int = 5) -> None:
+def profile_step(size: str = "issue", repeat: int = 5, conv: str = "auto") -> None:
     """Per-op time of one jitted loss+gradient of the block, from a jax.profiler (perfetto) trace."""
     import collections
     import gzip
@@ -236,7 +254,7 @@ def profile_step(size: str = "issue", repeat: int = 5) -> None:
     import tempfile
     from pathlib import Path
 
-    block, x, y = jax_setup(*SIZES[size])
+    block, x, y = jax_setup(*SIZES[size], conv)
     value_grad = eqx.filter_jit(eqx.filter_value_and_grad(jax_loss))
     jax.block_until_ready(value_grad(block, x, y))
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,6 +278,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=4, help="models in the engine's vmapped ensemble (issue size)")
     ap.add_argument("--runs-small", type=int, default=15, help="models in the ensemble at the default grid's size")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (engine: per run, 2 chunks)")
+    ap.add_argument("--conv", choices=CONVS, default="auto", help="the ssmflow block's convolution path")
     ap.add_argument("--profile", action="store_true", help="also print the per-op time of the train step (issue size)")
     add_malloc_flag(ap)
     a = ap.parse_args()
@@ -270,10 +289,14 @@ def main() -> int:
         print("bench_s4d: PyTorch is not installed; skipping (pip install torch to compare).")
         return 0
     jax.config.update("jax_enable_x64", False)
-    compare("issue", a.runs, a.steps)
-    compare("default grid", a.runs_small, 5 * a.steps)
+    from roofline_s4d import machine_limits
+
+    limits = machine_limits()
+    print(f"machine: matmul {limits[0] / 1e9:.0f} GFLOP/s float32, stream scale {limits[1] / 1e9:.1f} GB/s")
+    compare("issue", a.runs, a.steps, a.conv, limits)
+    compare("default grid", a.runs_small, 5 * a.steps, a.conv, limits)
     if a.profile:
-        profile_step()
+        profile_step(conv=a.conv)
     return 0
 
 

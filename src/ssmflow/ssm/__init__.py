@@ -5,7 +5,9 @@
   imaginary-part scale alpha (`imag_scale`) and the step-size draw;
 - `discretize`: ZOH and bilinear discretization of a diagonal system;
 - `kernels`: the Vandermonde kernel over N/2 conjugate-pair modes and a dense reference;
-- `conv`: causal FFT convolution padded to 2L, and the recurrent reference paths
+- `conv`: the causal convolution paths behind one `causal_conv` (FFT padded to 2L, the
+  same over two channel groups, Toeplitz product; "auto" by H, L and backend), and the
+  recurrent reference paths
   (`lax.scan`, `lax.associative_scan`);
 - `layers`: `DiagonalSSM`, `S4DLayer`, `S4DBlock` and `S4DModel` (Equinox);
 - `optim`: the two-group AdamW (SSM parameters at their own learning rate, no decay);

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmflow._types import Array, Complex, Float, PRNGKeyArray
-from ssmflow.ssm.conv import causal_fft_conv
+from ssmflow.ssm.conv import CONVS, causal_conv
 from ssmflow.ssm.discretize import METHODS, discretize
 from ssmflow.ssm.init import diagonal_init, init_log_step
 from ssmflow.ssm.kernels import vandermonde_kernel
@@ -73,7 +73,7 @@ def tied_dropout(x: Float[Array, "channel time"], rate: float, key: PRNGKeyArray
 
 
 class DiagonalSSM(eqx.Module):
-    """H diagonal SSMs with N/2 conjugate-pair modes each, applied by FFT convolution.
+    """H diagonal SSMs with N/2 conjugate-pair modes each, applied by causal convolution (`conv`).
 
     With `real_transform` exp (default) or relu, Re(lambda) = -f(log_re) < 0 for any value
     of the leaves, so every discrete eigenvalue has modulus < 1 after any gradient step;
@@ -94,11 +94,12 @@ class DiagonalSSM(eqx.Module):
     c2_im: Float[Array, "channel mode"] | None
     method: str = eqx.field(static=True)
     real_transform: str = eqx.field(static=True)
+    conv: str = eqx.field(static=True)
 
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, real_scale: float = 1.0,
                  legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
-                 key: PRNGKeyArray):
+                 conv: str = "auto", key: PRNGKeyArray):
         """**Arguments:** `channels`: H; `state_size`: N (even); `init`: a name of
         `ssmflow.ssm.init.ALL_INITS`; `method`: "zoh" or "bilinear"; `dt_min`, `dt_max`: the
         log-uniform step range (eq. 5); `imag_scale`, `real_scale`: scales of Im and Re
@@ -108,7 +109,9 @@ class DiagonalSSM(eqx.Module):
         anti-causal kernel with its own C (same lambda, B, Delta), as the official S4 layer:
         y_l = sum_{j <= l} K_{l-j} u_j + sum_{j > l} K'_{j-l-1} u_j; `key`: PRNG key (C, D,
         Delta and the random init; the backward C from a key of its own, so a unidirectional
-        model's leaves are unchanged)."""
+        model's leaves are unchanged); `conv`: the path of the causal convolution, one of
+        `ssmflow.ssm.conv.CONVS` ("auto": by H, L and backend, `conv_path`); the Sobolev
+        filter and the bidirectional kernel always take the FFT (they act on its spectrum)."""
         if method not in METHODS:
             raise ValueError(f"`method` (={method!r}) is not a discretization; expected one of {METHODS}.")
         if real_transform not in REAL_TRANSFORMS:
@@ -117,6 +120,12 @@ class DiagonalSSM(eqx.Module):
             raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
         if sobolev not in SOBOLEV:
             raise ValueError(f"`sobolev` (={sobolev!r}) is not supported; expected one of {SOBOLEV}.")
+        if conv not in CONVS:
+            raise ValueError(f"`conv` (={conv!r}) is not a convolution path; expected one of {CONVS}.")
+        if conv == "toeplitz" and (sobolev != "off" or bidirectional):
+            raise ValueError(f"`conv` (={conv!r}) runs the plain causal kernel only; the Sobolev filter "
+                             f"(sobolev={sobolev!r}) and the bidirectional kernel (bidirectional={bidirectional}) "
+                             "need conv='fft' or 'auto'.")
         k_init, k_c, k_d, k_dt = jax.random.split(key, 4)
         lam, b = diagonal_init(init, k_init, channels, state_size, imag_scale=imag_scale, real_scale=real_scale,
                                legs_b=legs_b)
@@ -135,6 +144,7 @@ class DiagonalSSM(eqx.Module):
             self.c2_re = self.c2_im = None
         self.method = method
         self.real_transform = real_transform
+        self.conv = conv
 
     def eigenvalues(self) -> Complex[Array, "channel mode"]:
         """lambda = -f(log_re) + i im (eq. 4; f = exp by default)."""
@@ -152,12 +162,13 @@ class DiagonalSSM(eqx.Module):
         return vandermonde_kernel(disc.log_abar, c * disc.bbar, length)
 
     def __call__(self, u: Float[Array, "channel time"]) -> Float[Array, "channel time"]:
-        """y = Kbar * u + D u per channel (eq. 15); `u` and `y` are `(H, L)`. With the
-        backward kernel and/or the Sobolev filter, one 2L-point FFT product of u with the
-        2L-long kernel [K, 0, flip(K')] (the official bidirectional layout), times w_m."""
+        """y = Kbar * u + D u per channel (eq. 15) by the path `conv`; `u` and `y` are
+        `(H, L)`. With the backward kernel and/or the Sobolev filter, one 2L-point FFT
+        product of u with the 2L-long kernel [K, 0, flip(K')] (the official bidirectional
+        layout), times w_m."""
         length = u.shape[-1]
         if self.s_h is None and self.c2_re is None:
-            return causal_fft_conv(u, self.kernel(length)) + self.d[:, None] * u
+            return causal_conv(u, self.kernel(length), self.conv) + self.d[:, None] * u
         k = jnp.pad(self.kernel(length), ((0, 0), (0, length)))
         if self.c2_re is not None:
             k = k + jnp.pad(jnp.flip(self.kernel(length, backward=True), axis=-1), ((0, 0), (length, 0)))
@@ -178,11 +189,11 @@ class S4DLayer(eqx.Module):
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
                  legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
-                 key: PRNGKeyArray):
+                 conv: str = "auto", key: PRNGKeyArray):
         k_ssm, k_out = jax.random.split(key)
         self.ssm = DiagonalSSM(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
                                imag_scale=imag_scale, legs_b=legs_b, real_transform=real_transform, sobolev=sobolev,
-                               bidirectional=bidirectional, key=k_ssm)
+                               bidirectional=bidirectional, conv=conv, key=k_ssm)
         self.out = eqx.nn.Linear(channels, 2 * channels, key=k_out)
         self.dropout = dropout
 
@@ -202,11 +213,11 @@ class S4DBlock(eqx.Module):
     def __init__(self, channels: int, state_size: int, *, init: str = "legs", method: str = "zoh",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0, dropout: float = 0.0,
                  legs_b: str = "paper", real_transform: str = "exp", sobolev: str = "off", bidirectional: bool = False,
-                 key: PRNGKeyArray):
+                 conv: str = "auto", key: PRNGKeyArray):
         self.norm = eqx.nn.LayerNorm(channels)
         self.layer = S4DLayer(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
                               imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform,
-                              sobolev=sobolev, bidirectional=bidirectional, key=key)
+                              sobolev=sobolev, bidirectional=bidirectional, conv=conv, key=key)
         self.dropout = dropout
 
     def __call__(self, u: Float[Array, "channel time"], *, key: PRNGKeyArray | None = None) -> Float[Array, "channel time"]:
@@ -230,10 +241,10 @@ class S4DModel(eqx.Module):
     def __init__(self, d_in: int, d_out: int, *, channels: int, state_size: int, depth: int, init: str = "legs",
                  method: str = "zoh", dt_min: float = 1e-3, dt_max: float = 1e-1, imag_scale: float = 1.0,
                  dropout: float = 0.0, pooling: str = "mean", legs_b: str = "paper", real_transform: str = "exp",
-                 sobolev: str = "off", bidirectional: bool = False, key: PRNGKeyArray):
+                 sobolev: str = "off", bidirectional: bool = False, conv: str = "auto", key: PRNGKeyArray):
         """**Arguments:** `d_in`, `d_out`: input features and outputs; `channels`: H;
         `state_size`: N; `depth`: number of blocks; `init`, `method`, `dt_min`, `dt_max`,
-        `imag_scale`, `legs_b`, `real_transform`, `sobolev`, `bidirectional`: as `DiagonalSSM`; `dropout`: rate; `pooling`:
+        `imag_scale`, `legs_b`, `real_transform`, `sobolev`, `bidirectional`, `conv`: as `DiagonalSSM`; `dropout`: rate; `pooling`:
         "mean", "last" or "none"; `key`: PRNG key."""
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` (={pooling!r}) is not supported; expected one of {POOLINGS}.")
@@ -244,7 +255,7 @@ class S4DModel(eqx.Module):
         self.blocks = tuple(
             S4DBlock(channels, state_size, init=init, method=method, dt_min=dt_min, dt_max=dt_max,
                      imag_scale=imag_scale, dropout=dropout, legs_b=legs_b, real_transform=real_transform,
-                     sobolev=sobolev, bidirectional=bidirectional, key=k)
+                     sobolev=sobolev, bidirectional=bidirectional, conv=conv, key=k)
             for k in k_blocks
         )
         self.decoder = eqx.nn.Linear(channels, d_out, key=k_dec)
