@@ -69,28 +69,35 @@ def session_cache() -> str:
 
 # The suite runs on pytest-xdist workers (`-n auto` in pyproject.toml), scheduled by
 # `SuiteScheduling`: each test module is one unit of work, so its module-scoped fixtures (a
-# small pipeline, a trained model) are made once; the modules that read the session's
-# `default_run` (`DEFAULT_RUN_MODULES`) form one unit, so that run is made once. Units go
-# out in the order of `UNIT_ORDER`, then as collected: the default run first (the longest
-# unit) and the SLURM tests next on the other worker (they mostly wait for the cluster,
-# which leaves the cores to the default run).
-DEFAULT_RUN_MODULES = ("tests/test_workflow.py", "tests/test_icl_workflow.py", "tests/test_s4d_workflow.py",
-                       "tests/test_freqbias_workflow.py")
+# small pipeline, a trained model) are made once; the tests that read the session's
+# `default_run` form one unit, so that run is made once: every test of `DEFAULT_RUN_MODULES`,
+# and the tests named `test_default*` of `MIXED_MODULES`, whose other tests use the module's
+# own small projects and go out as the module's unit, beside the default run on the other
+# worker (the default run's unit is the longest: what it need not do, it should not wait
+# for). Units go out in the order of `UNIT_ORDER`, then as collected: the default run first
+# and the SLURM tests next on the other worker (they mostly wait for the cluster, which
+# leaves the cores to the default run).
+DEFAULT_RUN_MODULES = ("tests/test_icl_workflow.py", "tests/test_freqbias_workflow.py")
+MIXED_MODULES = ("tests/test_workflow.py", "tests/test_s4d_workflow.py")
+DEFAULT_RUN_TESTS = "test_default"
 SHARED_RUN_UNIT = "default_run"
 UNIT_ORDER = (SHARED_RUN_UNIT, "tests/test_slurm.py")
 
 
 def work_unit(nodeid: str) -> str:
     """The unit of work (see above) of a test."""
-    module = nodeid.split("::", 1)[0]
-    return SHARED_RUN_UNIT if module in DEFAULT_RUN_MODULES else module
+    module, _, name = nodeid.partition("::")
+    if module in DEFAULT_RUN_MODULES or (module in MIXED_MODULES and name.startswith(DEFAULT_RUN_TESTS)):
+        return SHARED_RUN_UNIT
+    return module
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "default_run" in getattr(item, "fixturenames", ()) and work_unit(item.nodeid) != SHARED_RUN_UNIT:
             raise pytest.UsageError(f"{item.nodeid} uses the session's default_run: add its module to "
-                                    "DEFAULT_RUN_MODULES in tests/conftest.py, so the run is made once")
+                                    "DEFAULT_RUN_MODULES in tests/conftest.py, or name it test_default* in one of "
+                                    "MIXED_MODULES, so the run is made once")
     rank = {unit: k for k, unit in enumerate(UNIT_ORDER)}
     items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable
 
