@@ -21,8 +21,8 @@ retain_heap()
 # The suite compiles with most of XLA's optimizations off (`jax_disable_most_optimizations`:
 # backend optimization level 0, no expensive LLVM passes), in-process and in every job of
 # the small pipelines it runs (subprocesses inherit the variable): its programs are small and
-# run briefly, so compiling them dominated the suite's CPU time (the in-process tests, two
-# workers: 601 CPU-s with the optimizations, 442 without; BENCHMARKS.md, "Test suite"). The
+# run briefly, so compiling them is most of the in-process tests' time (two workers: 601
+# CPU-s with the optimizations, 442 without; BENCHMARKS.md, "Test suite"). The
 # tests check identities and tolerances, which do not depend on how the code was optimized,
 # and compare runs made under one setting. The default config's run (`default_run`), whose
 # numbers are the acceptance checks, runs as a user's run does: with the optimizations.
