@@ -91,6 +91,12 @@ def causal_fft_conv_split(u: Float[Array, "*batch time"], kernel: Float[Array, "
     return jnp.concatenate(parts, axis=-2)
 
 
+def check_conv(conv: str) -> None:
+    """Raise a ValueError naming `conv`, its value and `CONVS` unless it is one of them."""
+    if conv not in CONVS:
+        raise ValueError(f"`conv` (={conv!r}) is not a convolution path; expected one of {CONVS}.")
+
+
 def conv_path(conv: str, length: int, channels: int = 1, backend: str | None = None) -> str:
     """The path `causal_conv` runs: `conv` itself, or for "auto" on the CPU the Toeplitz
     product up to `TOEPLITZ_MAX_LENGTH`, above it "fft_split" from `FFT_SPLIT_MIN_CHANNELS`
@@ -100,8 +106,7 @@ def conv_path(conv: str, length: int, channels: int = 1, backend: str | None = N
     **Arguments:** `conv`: one of `CONVS`; `length`: L; `channels`: H (the axis before
     time); `backend`: a JAX backend name (default: `jax.default_backend()`).
     """
-    if conv not in CONVS:
-        raise ValueError(f"`conv` (={conv!r}) is not a convolution path; expected one of {CONVS}.")
+    check_conv(conv)
     if conv != "auto":
         return conv
     if (jax.default_backend() if backend is None else backend) != "cpu":

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmflow._types import Array, Complex, Float, PRNGKeyArray
-from ssmflow.ssm.conv import CONVS, causal_conv
+from ssmflow.ssm.conv import causal_conv, check_conv
 from ssmflow.ssm.discretize import METHODS, discretize
 from ssmflow.ssm.init import diagonal_init, init_log_step
 from ssmflow.ssm.kernels import vandermonde_kernel
@@ -120,8 +120,7 @@ class DiagonalSSM(eqx.Module):
             raise ValueError(f"`real_scale` (={real_scale}) must be > 0 so that Re(lambda) < 0.")
         if sobolev not in SOBOLEV:
             raise ValueError(f"`sobolev` (={sobolev!r}) is not supported; expected one of {SOBOLEV}.")
-        if conv not in CONVS:
-            raise ValueError(f"`conv` (={conv!r}) is not a convolution path; expected one of {CONVS}.")
+        check_conv(conv)
         if conv == "toeplitz" and (sobolev != "off" or bidirectional):
             raise ValueError(f"`conv` (={conv!r}) runs the plain causal kernel only; the Sobolev filter "
                              f"(sobolev={sobolev!r}) and the bidirectional kernel (bidirectional={bidirectional}) "
